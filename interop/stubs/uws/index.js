@@ -1,0 +1,1 @@
+throw new Error('uWebSockets.js is not installed: use the ws-binary connection endpoint');
