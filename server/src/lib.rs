@@ -1,1 +1,25 @@
-//! placeholder
+//! A realtime data server that speaks the deepstream.io protocol, version 4
+//! and later, so that the official deepstream clients work with it unchanged.
+//!
+//! The crate is a library plus the `deepstream` binary. [`Server`] binds the
+//! listener from a [`Config`] and serves the binary WebSocket endpoint and the
+//! health check on it. Messages are handled per topic in [`handlers`]; each
+//! connection queues its outgoing frames in an [`peer::Outbox`] drained by a
+//! writer task.
+//!
+//! Records, permissions, the HTTP API, monitoring and clustering are not part
+//! of this crate yet: a RECORD message gets a `PARSER UNKNOWN_TOPIC` error.
+
+pub mod auth;
+#[path = "config_stub.rs"]
+pub mod config;
+mod connection;
+pub mod handlers;
+pub mod listen;
+pub mod peer;
+pub mod registry;
+mod server;
+mod services;
+
+pub use config::Config;
+pub use server::{Server, ServerError};

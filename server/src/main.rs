@@ -1,1 +1,151 @@
-fn main() {}
+//! The `deepstream` command: starts the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use deepstream_server::config::{Config, LogLevel};
+use deepstream_server::Server;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "deepstream", version, about = "A realtime data server for the deepstream.io protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server.
+    Start(StartArgs),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// Configuration file (deepstream's config.yml format). Without it the
+    /// server looks for conf/config.yml like deepstream does, then falls back
+    /// to its embedded defaults.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides httpServer.options.host.
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Port to listen on; overrides httpServer.options.port.
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Log level (DEBUG, INFO, WARN, ERROR, OFF); overrides logLevel. The
+    /// RUST_LOG environment variable, when set, takes precedence.
+    #[arg(long = "log-level", value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let Cli { command: Command::Start(args) } = Cli::parse();
+
+    let loaded = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::discover(),
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("deepstream: {}", error_chain(&error));
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = loaded.config;
+    if let Some(host) = args.host {
+        config.http.host = host;
+    }
+    if let Some(port) = args.port {
+        config.http.port = port;
+    }
+    let log_level = match args.log_level.as_deref().map(str::parse::<LogLevel>).transpose() {
+        Ok(level) => level.unwrap_or(config.log_level),
+        Err(error) => {
+            eprintln!("deepstream: invalid --log-level: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(log_level);
+
+    match &config.source {
+        Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file found, using the embedded defaults"),
+    }
+    for notice in &loaded.notices {
+        tracing::info!(key = %notice.key, "{}", notice.message);
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "failed to start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), deepstream_server::ServerError> {
+    let server = Server::bind(config).await?;
+    server.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+fn init_logging(level: LogLevel) {
+    let default = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        LogLevel::Off => "off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Formats an error with its chain of sources: "outer: inner: innermost".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,158 @@
+//! The HTTP listener: the WebSocket endpoint, the health check, and shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Authenticator, OpenAuthenticator};
+use crate::config::{Config, WebSocketConfig};
+use crate::connection;
+use crate::services::Services;
+
+/// Initial size of a connection's read buffer. Small, because most clients
+/// are idle most of the time; the buffer grows for larger messages.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes the WebSocket layer collects before it writes to the socket on its
+/// own; the connection's writer also flushes after every batch.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// How long shutdown waits for connections to close.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be opened.
+    #[error("failed to listen on {address}")]
+    Bind {
+        /// The address from the configuration.
+        address: String,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving HTTP failed.
+    #[error("HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, not yet running deepstream server.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), deepstream_server::ServerError> {
+/// use deepstream_server::{Config, Server};
+///
+/// let server = Server::bind(Config::embedded()).await?;
+/// println!("listening on {}", server.local_addr());
+/// server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl Server {
+    /// Opens the listening socket at `http.host` and `http.port` of `config`.
+    /// Port 0 lets the operating system choose; see [`Server::local_addr`].
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let address = format!("{}:{}", config.http.host, config.http.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| ServerError::Bind { address: address.clone(), source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { address, source })?;
+        Ok(Server { listener, local_addr, config, authenticator: Arc::new(OpenAuthenticator) })
+    }
+
+    /// Replaces the authentication service, which is `none` by default.
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Server {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection and
+    /// waits up to ten seconds for them to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let (stop_sender, stop_receiver) = watch::channel(false);
+        let websocket = self.config.websocket.clone();
+        let services = Arc::new(Services::new(
+            &self.config,
+            websocket.clone().unwrap_or_else(WebSocketConfig::default),
+            self.authenticator,
+            stop_receiver,
+        ));
+        services.start();
+        tracing::info!("handlers started");
+
+        let tracker = TaskTracker::new();
+        let mut router = Router::new().route(&self.config.http.health_check_path, get(health_check));
+        match &websocket {
+            Some(endpoint) => {
+                router = router.route(&endpoint.url_path, get(upgrade));
+                tracing::info!(path = %endpoint.url_path, "WebSocket endpoint ready");
+            }
+            None => tracing::warn!("no ws-binary endpoint configured; clients cannot connect"),
+        }
+        let router = router.with_state(Endpoint { services, tracker: tracker.clone() });
+
+        tracing::info!(address = %self.local_addr, health_check = %self.config.http.health_check_path, "listening for HTTP and WebSocket connections");
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing connections");
+                let _ = stop_sender.send(true);
+            })
+            .await
+            .map_err(ServerError::Serve);
+
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+            tracing::warn!(remaining = tracker.len(), "connections still open after the shutdown timeout");
+        }
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    services: Arc<Services>,
+    tracker: TaskTracker,
+}
+
+async fn health_check() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn upgrade(
+    upgrade: WebSocketUpgrade,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    State(endpoint): State<Endpoint>,
+) -> Response {
+    let limit = endpoint.services.websocket.max_message_size;
+    let tracker = endpoint.tracker.clone();
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, endpoint.services, remote)))
+}

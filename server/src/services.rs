@@ -1,0 +1,48 @@
+//! The handlers and settings shared by every connection.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, EnabledFeatures, WebSocketConfig};
+use crate::handlers::event::EventHandler;
+use crate::handlers::presence::PresenceHandler;
+use crate::handlers::rpc::RpcHandler;
+
+/// Everything a connection needs besides its socket.
+pub(crate) struct Services {
+    pub(crate) websocket: WebSocketConfig,
+    pub(crate) features: EnabledFeatures,
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) events: EventHandler,
+    pub(crate) rpc: Arc<RpcHandler>,
+    pub(crate) presence: PresenceHandler,
+    /// Turns true when the server shuts down.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Services {
+    /// Creates the handlers. `websocket` is the endpoint's configuration.
+    pub(crate) fn new(
+        config: &Config,
+        websocket: WebSocketConfig,
+        authenticator: Arc<dyn Authenticator>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Services {
+        Services {
+            websocket,
+            features: config.features.clone(),
+            authenticator,
+            events: EventHandler::new(config.listen.clone()),
+            rpc: RpcHandler::new(config.rpc.clone()),
+            presence: PresenceHandler::new(),
+            shutdown,
+        }
+    }
+
+    /// Starts the handlers' background timers. Must run inside the runtime.
+    pub(crate) fn start(&self) {
+        self.events.start();
+    }
+}
