@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     prost_build::Config::new()
         // Payloads and envelopes stay reference-counted slices of the received frame.
         .bytes(["."])
+        // Maps encode in key order, so the same message always gives the same bytes.
+        .btree_map(["."])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -104,13 +104,19 @@ impl TopicMessage {
         if frame.is_empty() {
             return Err(DecodeError::Empty);
         }
-        let declared = prost::decode_length_delimiter(&mut frame).map_err(DecodeError::LengthPrefix)?;
+        let declared =
+            prost::decode_length_delimiter(&mut frame).map_err(DecodeError::LengthPrefix)?;
         let available = frame.remaining();
         if declared > available {
-            return Err(DecodeError::LengthExceedsFrame { declared, available });
+            return Err(DecodeError::LengthExceedsFrame {
+                declared,
+                available,
+            });
         }
         if declared < available {
-            return Err(DecodeError::TrailingBytes { count: available - declared });
+            return Err(DecodeError::TrailingBytes {
+                count: available - declared,
+            });
         }
 
         let envelope = Envelope::decode(frame).map_err(DecodeError::Envelope)?;
@@ -133,7 +139,10 @@ impl TopicMessage {
         };
 
         if !message.has_known_action() {
-            return Err(DecodeError::UnknownAction { topic, action: message.action() });
+            return Err(DecodeError::UnknownAction {
+                topic,
+                action: message.action(),
+            });
         }
         Ok(message)
     }
@@ -168,7 +177,8 @@ pub fn encode_frame<M: Message>(topic: Topic, body: &M) -> Bytes {
     let topic = topic as i32;
     let body_len = body.encoded_len();
 
-    let mut envelope_len = key_len(ENVELOPE_MESSAGE_TAG) + encoded_len_varint(body_len as u64) + body_len;
+    let mut envelope_len =
+        key_len(ENVELOPE_MESSAGE_TAG) + encoded_len_varint(body_len as u64) + body_len;
     if topic != 0 {
         envelope_len += key_len(ENVELOPE_TOPIC_TAG) + encoded_len_varint(topic as u64);
     }
@@ -230,7 +240,9 @@ mod tests {
             }),
             TopicMessage::Record(RecordMessage {
                 action: RecordAction::HeadResponseBulk.into(),
-                versions: [("a".to_string(), 3), ("b".to_string(), 0)].into_iter().collect(),
+                versions: [("a".to_string(), 3), ("b".to_string(), 0)]
+                    .into_iter()
+                    .collect(),
                 version: Some(0),
                 ..Default::default()
             }),
@@ -256,7 +268,10 @@ mod tests {
                 role: "leader".into(),
                 ..Default::default()
             }),
-            TopicMessage::Lock(LockMessage { action: LockAction::Response.into(), locked: true }),
+            TopicMessage::Lock(LockMessage {
+                action: LockAction::Response.into(),
+                locked: true,
+            }),
             TopicMessage::StateRegistry(StateMessage {
                 action: StateAction::FullState.into(),
                 full_state: vec!["x".into()],
@@ -295,18 +310,27 @@ mod tests {
             panic!("expected an event message");
         };
         let payload = decoded.data.as_ptr() as usize;
-        assert!(payload >= start && payload < end, "payload was copied out of the frame");
+        assert!(
+            payload >= start && payload < end,
+            "payload was copied out of the frame"
+        );
     }
 
     #[test]
     fn empty_frame_is_rejected() {
-        assert_eq!(TopicMessage::decode_frame(Bytes::new()), Err(DecodeError::Empty));
+        assert_eq!(
+            TopicMessage::decode_frame(Bytes::new()),
+            Err(DecodeError::Empty)
+        );
     }
 
     #[test]
     fn truncated_length_prefix_is_rejected() {
         let result = TopicMessage::decode_frame(Bytes::from_static(&[0x80, 0x80]));
-        assert!(matches!(result, Err(DecodeError::LengthPrefix(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(DecodeError::LengthPrefix(_))),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -314,7 +338,10 @@ mod tests {
         let frame = event(EventAction::Emit, "name").encode_frame();
         let truncated = frame.slice(..frame.len() - 2);
         let result = TopicMessage::decode_frame(truncated);
-        assert!(matches!(result, Err(DecodeError::LengthExceedsFrame { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(DecodeError::LengthExceedsFrame { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -331,7 +358,10 @@ mod tests {
         // Field 2 (topic) written as length-delimited instead of varint, with a
         // length that runs past the envelope.
         let result = TopicMessage::decode_frame(Bytes::from_static(&[2, 0x12, 0x05]));
-        assert!(matches!(result, Err(DecodeError::Envelope(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(DecodeError::Envelope(_))),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -340,31 +370,65 @@ mod tests {
         let body = [0x0a, 0x09, 0x01];
         let frame = encode_frame(Topic::Event, &RawBody(body.to_vec()));
         let result = TopicMessage::decode_frame(frame);
-        assert!(matches!(result, Err(DecodeError::Body { topic: Topic::Event, .. })), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(DecodeError::Body {
+                    topic: Topic::Event,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
     }
 
     #[test]
     fn unknown_topic_is_rejected() {
-        let frame = Envelope { topic: 42, message: Bytes::new() }.encode_length_delimited_to_vec();
+        let frame = Envelope {
+            topic: 42,
+            message: Bytes::new(),
+        }
+        .encode_length_delimited_to_vec();
         let result = TopicMessage::decode_frame(Bytes::from(frame));
         assert_eq!(result, Err(DecodeError::UnknownTopic(42)));
-        assert_eq!(result.unwrap_err().parser_action(), ParserAction::UnknownTopic);
+        assert_eq!(
+            result.unwrap_err().parser_action(),
+            ParserAction::UnknownTopic
+        );
     }
 
     #[test]
     fn error_topic_has_no_message_type() {
-        let frame = Envelope { topic: Topic::Error.into(), message: Bytes::new() }
-            .encode_length_delimited_to_vec();
+        let frame = Envelope {
+            topic: Topic::Error.into(),
+            message: Bytes::new(),
+        }
+        .encode_length_delimited_to_vec();
         let result = TopicMessage::decode_frame(Bytes::from(frame));
         assert_eq!(result, Err(DecodeError::UnknownTopic(100)));
     }
 
     #[test]
     fn unknown_action_is_rejected() {
-        let frame = encode_frame(Topic::Rpc, &RpcMessage { action: 3, ..Default::default() });
+        let frame = encode_frame(
+            Topic::Rpc,
+            &RpcMessage {
+                action: 3,
+                ..Default::default()
+            },
+        );
         let result = TopicMessage::decode_frame(frame);
-        assert_eq!(result, Err(DecodeError::UnknownAction { topic: Topic::Rpc, action: 3 }));
-        assert_eq!(result.unwrap_err().parser_action(), ParserAction::UnknownAction);
+        assert_eq!(
+            result,
+            Err(DecodeError::UnknownAction {
+                topic: Topic::Rpc,
+                action: 3
+            })
+        );
+        assert_eq!(
+            result.unwrap_err().parser_action(),
+            ParserAction::UnknownAction
+        );
     }
 
     #[test]
@@ -378,7 +442,10 @@ mod tests {
         // Field 30, varint 1: a field this schema does not know.
         body.extend_from_slice(&[0xf0, 0x01, 0x01]);
         let frame = encode_frame(Topic::Event, &RawBody(body));
-        assert_eq!(TopicMessage::decode_frame(frame), Ok(event(EventAction::Emit, "n")));
+        assert_eq!(
+            TopicMessage::decode_frame(frame),
+            Ok(event(EventAction::Emit, "n"))
+        );
     }
 
     /// A body given as already-encoded bytes, to build malformed frames.
