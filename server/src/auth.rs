@@ -46,7 +46,10 @@ impl Authenticator for OpenAuthenticator {
             Some(Value::String(name)) if !name.is_empty() => name.clone(),
             _ => ANONYMOUS_USER.to_owned(),
         };
-        Box::pin(std::future::ready(AuthOutcome::Accepted { user, client_data: None }))
+        Box::pin(std::future::ready(AuthOutcome::Accepted {
+            user,
+            client_data: None,
+        }))
     }
 }
 
@@ -55,7 +58,9 @@ mod tests {
     use super::*;
 
     async fn user_of(auth_data: Value) -> String {
-        let Value::Object(map) = auth_data else { panic!("test data must be an object") };
+        let Value::Object(map) = auth_data else {
+            panic!("test data must be an object")
+        };
         match OpenAuthenticator.authenticate(&map).await {
             AuthOutcome::Accepted { user, .. } => user,
             other => panic!("open authentication rejected: {other:?}"),

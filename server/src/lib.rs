@@ -11,7 +11,6 @@
 //! of this crate yet: a RECORD message gets a `PARSER UNKNOWN_TOPIC` error.
 
 pub mod auth;
-#[path = "config_stub.rs"]
 pub mod config;
 mod connection;
 pub mod handlers;

@@ -113,7 +113,10 @@ impl ListenerRegistry {
     pub fn start_rematch_timer(self: &Arc<Self>) {
         let interval = self.config.rematch_interval;
         if interval < Duration::from_secs(1) {
-            tracing::warn!(?interval, "listen.rematchInterval below one second, rematching disabled");
+            tracing::warn!(
+                ?interval,
+                "listen.rematchInterval below one second, rematching disabled"
+            );
             return;
         }
         let this = Arc::downgrade(self);
@@ -122,7 +125,9 @@ impl ListenerRegistry {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                let Some(registry) = this.upgrade() else { return };
+                let Some(registry) = this.upgrade() else {
+                    return;
+                };
                 registry.rematch();
             }
         });
@@ -143,16 +148,26 @@ impl ListenerRegistry {
         let entry = state
             .patterns
             .entry(pattern.to_owned())
-            .or_insert_with(|| Pattern { regex, providers: IndexMap::new() });
+            .or_insert_with(|| Pattern {
+                regex,
+                providers: IndexMap::new(),
+            });
         if entry.providers.contains_key(&peer.id()) {
             peer.send(self.messages.already_listening(pattern));
             return;
         }
         entry.providers.insert(peer.id(), peer.clone());
-        state.by_connection.entry(peer.id()).or_default().insert(pattern.to_owned());
+        state
+            .by_connection
+            .entry(peer.id())
+            .or_default()
+            .insert(pattern.to_owned());
         peer.send(self.messages.ack(true, pattern));
 
-        let provider = Provider { peer: peer.clone(), pattern: pattern.to_owned() };
+        let provider = Provider {
+            peer: peer.clone(),
+            pattern: pattern.to_owned(),
+        };
         self.offer_new_provider(&mut state, &provider);
     }
 
@@ -186,16 +201,25 @@ impl ListenerRegistry {
         if !is_asked {
             // A late or unsolicited accept: make sure the client does not go on
             // providing something nobody asked it for.
-            let is_active =
-                state.active.get(subscription).is_some_and(|active| active.is(peer.id(), pattern));
+            let is_active = state
+                .active
+                .get(subscription)
+                .is_some_and(|active| active.is(peer.id(), pattern));
             if !is_active {
-                tracing::debug!(subscription, pattern, "listen accept without a pending request");
+                tracing::debug!(
+                    subscription,
+                    pattern,
+                    "listen accept without a pending request"
+                );
                 peer.send(self.messages.pattern_removed(pattern, subscription));
             }
             return;
         }
 
-        let search = state.searches.remove(subscription).expect("search checked above");
+        let search = state
+            .searches
+            .remove(subscription)
+            .expect("search checked above");
         search.timeout.abort();
         state.unsuccessful.remove(subscription);
         state.active.insert(subscription.to_owned(), search.asked);
@@ -243,7 +267,9 @@ impl ListenerRegistry {
             search.timeout.abort();
         }
         if let Some(active) = state.active.remove(subscription) {
-            active.peer.send(self.messages.pattern_removed(&active.pattern, subscription));
+            active
+                .peer
+                .send(self.messages.pattern_removed(&active.pattern, subscription));
         }
     }
 
@@ -266,7 +292,10 @@ impl ListenerRegistry {
         let mut state = lock(&self.state);
         let cooldown = self.config.match_cooldown;
         for name in self.subscriptions.names() {
-            let cooling = state.unsuccessful.get(&*name).is_some_and(|at| at.elapsed() < cooldown);
+            let cooling = state
+                .unsuccessful
+                .get(&*name)
+                .is_some_and(|at| at.elapsed() < cooldown);
             if !cooling {
                 self.start_search(&mut state, &name);
             }
@@ -297,7 +326,9 @@ impl ListenerRegistry {
     fn forget_provider(&self, state: &mut ListenState, id: ConnectionId, pattern: &str) {
         let mut ask_next = Vec::new();
         for (subscription, search) in &mut state.searches {
-            search.remaining.retain(|provider| !provider.is(id, pattern));
+            search
+                .remaining
+                .retain(|provider| !provider.is(id, pattern));
             if search.asked.is(id, pattern) {
                 ask_next.push(subscription.clone());
             }
@@ -330,7 +361,10 @@ impl ListenerRegistry {
             .iter()
             .filter(|(_, entry)| entry.regex.is_match(subscription).unwrap_or(false))
             .flat_map(|(pattern, entry)| {
-                entry.providers.values().map(|peer| Provider { peer: peer.clone(), pattern: pattern.clone() })
+                entry.providers.values().map(|peer| Provider {
+                    peer: peer.clone(),
+                    pattern: pattern.clone(),
+                })
             })
             .collect();
         if candidates.is_empty() {
@@ -345,23 +379,43 @@ impl ListenerRegistry {
     }
 
     fn ask_next_provider(&self, state: &mut ListenState, subscription: &str) {
-        let Some(mut search) = state.searches.remove(subscription) else { return };
+        let Some(mut search) = state.searches.remove(subscription) else {
+            return;
+        };
         search.timeout.abort();
         match search.remaining.pop_front() {
             Some(next) => self.ask(state, subscription, next, search.remaining),
             None => {
                 tracing::debug!(subscription, "no listen provider accepted");
-                state.unsuccessful.insert(subscription.to_owned(), Instant::now());
+                state
+                    .unsuccessful
+                    .insert(subscription.to_owned(), Instant::now());
             }
         }
     }
 
-    fn ask(&self, state: &mut ListenState, subscription: &str, asked: Provider, remaining: VecDeque<Provider>) {
+    fn ask(
+        &self,
+        state: &mut ListenState,
+        subscription: &str,
+        asked: Provider,
+        remaining: VecDeque<Provider>,
+    ) {
         state.next_search_id += 1;
         let id = state.next_search_id;
         let timeout = self.spawn_response_timeout(subscription.to_owned(), id);
-        asked.peer.send(self.messages.pattern_found(&asked.pattern, subscription));
-        state.searches.insert(subscription.to_owned(), Search { id, asked, remaining, timeout });
+        asked
+            .peer
+            .send(self.messages.pattern_found(&asked.pattern, subscription));
+        state.searches.insert(
+            subscription.to_owned(),
+            Search {
+                id,
+                asked,
+                remaining,
+                timeout,
+            },
+        );
     }
 
     fn spawn_response_timeout(&self, subscription: String, search_id: u64) -> AbortHandle {
@@ -378,11 +432,16 @@ impl ListenerRegistry {
 
     fn on_response_timeout(&self, subscription: &str, search_id: u64) {
         let mut state = lock(&self.state);
-        let Some(search) = state.searches.get(subscription) else { return };
+        let Some(search) = state.searches.get(subscription) else {
+            return;
+        };
         if search.id != search_id {
             return;
         }
-        search.asked.peer.send(self.messages.response_timeout(subscription));
+        search
+            .asked
+            .peer
+            .send(self.messages.response_timeout(subscription));
         self.ask_next_provider(&mut state, subscription);
     }
 
@@ -393,7 +452,11 @@ impl ListenerRegistry {
     }
 
     fn drop_empty_pattern(&self, state: &mut ListenState, pattern: &str) {
-        if state.patterns.get(pattern).is_some_and(|entry| entry.providers.is_empty()) {
+        if state
+            .patterns
+            .get(pattern)
+            .is_some_and(|entry| entry.providers.is_empty())
+        {
             state.patterns.swap_remove(pattern);
         }
     }

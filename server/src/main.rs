@@ -4,12 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use deepstream_server::config::{Config, LogLevel};
 use deepstream_server::Server;
+use deepstream_server::config::{Config, LogLevel};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "deepstream", version, about = "A realtime data server for the deepstream.io protocol")]
+#[command(
+    name = "deepstream",
+    version,
+    about = "A realtime data server for the deepstream.io protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,9 @@ struct StartArgs {
 }
 
 fn main() -> ExitCode {
-    let Cli { command: Command::Start(args) } = Cli::parse();
+    let Cli {
+        command: Command::Start(args),
+    } = Cli::parse();
 
     let loaded = match &args.config {
         Some(path) => Config::load(path),
@@ -50,7 +56,8 @@ fn main() -> ExitCode {
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("deepstream: {}", error_chain(&error));
+            // The configuration error's message already includes its cause.
+            eprintln!("deepstream: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -61,12 +68,17 @@ fn main() -> ExitCode {
     if let Some(port) = args.port {
         config.http.port = port;
     }
-    let log_level = match args.log_level.as_deref().map(str::parse::<LogLevel>).transpose() {
-        Ok(level) => level.unwrap_or(config.log_level),
-        Err(error) => {
-            eprintln!("deepstream: invalid --log-level: {error}");
-            return ExitCode::FAILURE;
-        }
+    let log_level = match args.log_level.as_deref() {
+        None => config.log_level,
+        Some(name) => match LogLevel::from_name(name) {
+            Some(level) => level,
+            None => {
+                eprintln!(
+                    "deepstream: invalid --log-level `{name}`: expected DEBUG, INFO, WARN, ERROR or OFF"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
     };
     init_logging(log_level);
 
@@ -75,7 +87,7 @@ fn main() -> ExitCode {
         None => tracing::info!("no configuration file found, using the embedded defaults"),
     }
     for notice in &loaded.notices {
-        tracing::info!(key = %notice.key, "{}", notice.message);
+        tracing::warn!(key = %notice.key, "{}", notice.message);
     }
 
     let runtime = match tokio::runtime::Runtime::new() {
@@ -135,7 +147,10 @@ fn init_logging(level: LogLevel) {
         LogLevel::Off => "off",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Formats an error with its chain of sources: "outer: inner: innermost".

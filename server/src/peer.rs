@@ -78,7 +78,13 @@ impl Outbox {
             limit,
             closed: AtomicBool::new(false),
         });
-        (Outbox { sender, shared: shared.clone() }, OutboxReceiver { receiver, shared })
+        (
+            Outbox {
+                sender,
+                shared: shared.clone(),
+            },
+            OutboxReceiver { receiver, shared },
+        )
     }
 
     /// Queues one frame. Returns false when the connection is closed or closing.
@@ -89,7 +95,11 @@ impl Outbox {
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
         if queued > self.shared.limit {
-            tracing::warn!(queued, limit = self.shared.limit, "outgoing queue over its limit, closing slow connection");
+            tracing::warn!(
+                queued,
+                limit = self.shared.limit,
+                "outgoing queue over its limit, closing slow connection"
+            );
             self.close(CLOSE_POLICY, "outgoing queue limit exceeded");
             return false;
         }
@@ -137,8 +147,18 @@ impl Peer {
     ///
     /// `client_data` is the JSON text the authentication service returned for
     /// the client, if any.
-    pub fn new(id: ConnectionId, user: Arc<str>, client_data: Option<Bytes>, outbox: Outbox) -> Peer {
-        Peer { id, user, client_data, outbox }
+    pub fn new(
+        id: ConnectionId,
+        user: Arc<str>,
+        client_data: Option<Bytes>,
+        outbox: Outbox,
+    ) -> Peer {
+        Peer {
+            id,
+            user,
+            client_data,
+            outbox,
+        }
     }
 
     /// The connection's id.

@@ -20,11 +20,12 @@ use crate::peer::{ConnectionId, Peer};
 const SHARDS: usize = 16;
 
 type Subscribers = IndexMap<ConnectionId, Arc<Peer>>;
+type Shard = Mutex<HashMap<Arc<str>, Subscribers>>;
 
 /// A subscription registry: for each name, the connections subscribed to it.
 #[derive(Debug)]
 pub struct SubscriptionRegistry {
-    shards: Box<[Mutex<HashMap<Arc<str>, Subscribers>>]>,
+    shards: Box<[Shard]>,
     by_connection: Mutex<HashMap<ConnectionId, HashSet<Arc<str>>>>,
 }
 
@@ -63,7 +64,10 @@ impl SubscriptionRegistry {
             subscribers.insert(peer.id(), peer.clone());
             subscribers.len() == 1
         };
-        lock(&self.by_connection).entry(peer.id()).or_default().insert(name);
+        lock(&self.by_connection)
+            .entry(peer.id())
+            .or_default()
+            .insert(name);
         Ok(first)
     }
 
@@ -118,12 +122,17 @@ impl SubscriptionRegistry {
 
     /// Returns true when the connection `id` is subscribed to `name`.
     pub fn is_subscribed(&self, name: &str, id: ConnectionId) -> bool {
-        self.shard(name).get(name).is_some_and(|subscribers| subscribers.contains_key(&id))
+        self.shard(name)
+            .get(name)
+            .is_some_and(|subscribers| subscribers.contains_key(&id))
     }
 
     /// Returns every name that has subscribers.
     pub fn names(&self) -> Vec<Arc<str>> {
-        self.shards.iter().flat_map(|shard| lock(shard).keys().cloned().collect::<Vec<_>>()).collect()
+        self.shards
+            .iter()
+            .flat_map(|shard| lock(shard).keys().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     fn remove_from_shard(&self, name: &str, id: ConnectionId) -> Result<bool, NotSubscribed> {
@@ -151,7 +160,9 @@ impl SubscriptionRegistry {
 /// Locks a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before anything that could panic.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -161,13 +172,21 @@ mod tests {
 
     fn peer(user: &str) -> (Arc<Peer>, OutboxReceiver) {
         let (outbox, receiver) = Outbox::new(1 << 20);
-        (Arc::new(Peer::new(ConnectionId::next(), user.into(), None, outbox)), receiver)
+        (
+            Arc::new(Peer::new(ConnectionId::next(), user.into(), None, outbox)),
+            receiver,
+        )
     }
 
     async fn received(receiver: &mut OutboxReceiver) -> usize {
         let mut items = Vec::new();
         let mut count = 0;
-        while let Ok(n) = tokio::time::timeout(std::time::Duration::from_millis(20), receiver.recv_many(&mut items, 100)).await {
+        while let Ok(n) = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            receiver.recv_many(&mut items, 100),
+        )
+        .await
+        {
             count += n;
             if n == 0 {
                 break;
@@ -223,7 +242,10 @@ mod tests {
         let (b, mut rb) = peer("b");
         registry.subscribe("x", &a).unwrap();
         registry.subscribe("x", &b).unwrap();
-        assert_eq!(registry.send("x", &Bytes::from_static(b"f"), Some(a.id())), 1);
+        assert_eq!(
+            registry.send("x", &Bytes::from_static(b"f"), Some(a.id())),
+            1
+        );
         assert_eq!(received(&mut ra).await, 0);
         assert_eq!(received(&mut rb).await, 1);
         assert_eq!(registry.send("nobody", &Bytes::from_static(b"f"), None), 0);

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticator, OpenAuthenticator};
-use crate::config::{Config, WebSocketConfig};
+use crate::config::Config;
 use crate::connection;
 use crate::services::Services;
 
@@ -71,9 +71,19 @@ impl Server {
         let address = format!("{}:{}", config.http.host, config.http.port);
         let listener = TcpListener::bind(&address)
             .await
-            .map_err(|source| ServerError::Bind { address: address.clone(), source })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { address, source })?;
-        Ok(Server { listener, local_addr, config, authenticator: Arc::new(OpenAuthenticator) })
+            .map_err(|source| ServerError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { address, source })?;
+        Ok(Server {
+            listener,
+            local_addr,
+            config,
+            authenticator: Arc::new(OpenAuthenticator),
+        })
     }
 
     /// Replaces the authentication service, which is `none` by default.
@@ -89,12 +99,15 @@ impl Server {
 
     /// Serves until `shutdown` completes, then closes every connection and
     /// waits up to ten seconds for them to finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let (stop_sender, stop_receiver) = watch::channel(false);
         let websocket = self.config.websocket.clone();
         let services = Arc::new(Services::new(
             &self.config,
-            websocket.clone().unwrap_or_else(WebSocketConfig::default),
+            websocket.clone().unwrap_or_default(),
             self.authenticator,
             stop_receiver,
         ));
@@ -102,7 +115,8 @@ impl Server {
         tracing::info!("handlers started");
 
         let tracker = TaskTracker::new();
-        let mut router = Router::new().route(&self.config.http.health_check_path, get(health_check));
+        let mut router =
+            Router::new().route(&self.config.http.health_check_path, get(health_check));
         match &websocket {
             Some(endpoint) => {
                 router = router.route(&endpoint.url_path, get(upgrade));
@@ -110,7 +124,10 @@ impl Server {
             }
             None => tracing::warn!("no ws-binary endpoint configured; clients cannot connect"),
         }
-        let router = router.with_state(Endpoint { services, tracker: tracker.clone() });
+        let router = router.with_state(Endpoint {
+            services,
+            tracker: tracker.clone(),
+        });
 
         tracing::info!(address = %self.local_addr, health_check = %self.config.http.health_check_path, "listening for HTTP and WebSocket connections");
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -124,8 +141,14 @@ impl Server {
             .map_err(ServerError::Serve);
 
         tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
-            tracing::warn!(remaining = tracker.len(), "connections still open after the shutdown timeout");
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = tracker.len(),
+                "connections still open after the shutdown timeout"
+            );
         }
         tracing::info!("server stopped");
         result
@@ -154,5 +177,7 @@ async fn upgrade(
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, endpoint.services, remote)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection::serve(socket, endpoint.services, remote))
+        })
 }

@@ -32,7 +32,7 @@ impl Services {
     ) -> Services {
         Services {
             websocket,
-            features: config.features.clone(),
+            features: config.features,
             authenticator,
             events: EventHandler::new(config.listen.clone()),
             rpc: RpcHandler::new(config.rpc.clone()),

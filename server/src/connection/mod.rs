@@ -51,7 +51,9 @@ async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id:
     );
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_received = Instant::now();
-    let login_deadline = websocket.unauthenticated_client_timeout.map(|timeout| Instant::now() + timeout);
+    let login_deadline = websocket
+        .unauthenticated_client_timeout
+        .map(|timeout| Instant::now() + timeout);
 
     loop {
         tokio::select! {
@@ -96,7 +98,11 @@ async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id:
     session.close();
     outbox.close(CLOSE_NORMAL, "");
     drop(outbox);
-    if !writer_done && tokio::time::timeout(WRITER_DRAIN_TIMEOUT, &mut writer).await.is_err() {
+    if !writer_done
+        && tokio::time::timeout(WRITER_DRAIN_TIMEOUT, &mut writer)
+            .await
+            .is_err()
+    {
         writer.abort();
     }
     tracing::info!("client disconnected");
@@ -129,7 +135,10 @@ async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut receiver: Out
                     }
                 }
                 Outgoing::Close(code, reason) => {
-                    let close = CloseFrame { code, reason: reason.into() };
+                    let close = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
                     let _ = sink.feed(Message::Close(Some(close))).await;
                     let _ = sink.flush().await;
                     return;

@@ -50,7 +50,14 @@ pub(super) struct Session {
 
 impl Session {
     pub(super) fn new(id: ConnectionId, services: Arc<Services>, outbox: Outbox) -> Session {
-        Session { id, services, outbox, phase: Phase::AwaitingChallenge, failed_logins: 0, warnings: 0 }
+        Session {
+            id,
+            services,
+            outbox,
+            phase: Phase::AwaitingChallenge,
+            failed_logins: 0,
+            warnings: 0,
+        }
     }
 
     pub(super) fn is_authenticated(&self) -> bool {
@@ -83,8 +90,14 @@ impl Session {
     /// endpoint does not speak; deepstream closes such connections too.
     pub(super) fn on_text_frame(&mut self) -> Flow {
         self.warn("text frame received on the binary endpoint");
-        self.send_parser_error(ParserAction::InvalidMessage, "text frames are not supported", None, 0);
-        self.outbox.close(CLOSE_UNSUPPORTED_DATA, "text frames are not supported");
+        self.send_parser_error(
+            ParserAction::InvalidMessage,
+            "text frames are not supported",
+            None,
+            0,
+        );
+        self.outbox
+            .close(CLOSE_UNSUPPORTED_DATA, "text frames are not supported");
         Flow::Stop
     }
 
@@ -98,7 +111,12 @@ impl Session {
             let limit = self.services.websocket.max_message_size;
             self.warn("message over maxMessageSize");
             let description = format!("message larger than the maximum of {limit} bytes");
-            self.send_parser_error(ParserAction::MaximumMessageSizeExceeded, &description, None, 0);
+            self.send_parser_error(
+                ParserAction::MaximumMessageSizeExceeded,
+                &description,
+                None,
+                0,
+            );
             self.outbox.close(CLOSE_TOO_BIG, "message too big");
         } else {
             tracing::debug!("reading from the socket failed");
@@ -107,8 +125,11 @@ impl Session {
     }
 
     pub(super) fn on_login_timeout(&mut self) {
-        tracing::info!("client did not log in within unauthenticatedClientTimeout, closing connection");
-        self.outbox.send(connection_frame(ConnectionAction::AuthenticationTimeout));
+        tracing::info!(
+            "client did not log in within unauthenticatedClientTimeout, closing connection"
+        );
+        self.outbox
+            .send(connection_frame(ConnectionAction::AuthenticationTimeout));
         self.outbox.close(CLOSE_POLICY, "authentication timeout");
     }
 
@@ -125,7 +146,8 @@ impl Session {
     fn on_challenge_phase(&mut self, message: TopicMessage) -> Flow {
         let TopicMessage::Connection(connection) = message else {
             self.warn("message before the connection challenge");
-            self.outbox.send(connection_frame(ConnectionAction::InvalidMessage));
+            self.outbox
+                .send(connection_frame(ConnectionAction::InvalidMessage));
             return Flow::Continue;
         };
         match connection.action() {
@@ -138,7 +160,12 @@ impl Session {
             other => {
                 self.warn("unexpected connection action before the challenge");
                 tracing::debug!(action = ?other, "unexpected connection action");
-                self.send_parser_error(ParserAction::UnknownAction, "expected a CHALLENGE", Some(Topic::Connection), connection.action);
+                self.send_parser_error(
+                    ParserAction::UnknownAction,
+                    "expected a CHALLENGE",
+                    Some(Topic::Connection),
+                    connection.action,
+                );
             }
         }
         Flow::Continue
@@ -148,13 +175,17 @@ impl Session {
         let auth = match message {
             TopicMessage::Auth(auth) => auth,
             TopicMessage::Connection(connection)
-                if matches!(connection.action(), ConnectionAction::Ping | ConnectionAction::Pong) =>
+                if matches!(
+                    connection.action(),
+                    ConnectionAction::Ping | ConnectionAction::Pong
+                ) =>
             {
                 return Flow::Continue;
             }
             _ => {
                 self.warn("message before login");
-                self.outbox.send(auth_frame(AuthAction::InvalidMessage, Bytes::new()));
+                self.outbox
+                    .send(auth_frame(AuthAction::InvalidMessage, Bytes::new()));
                 return Flow::Continue;
             }
         };
@@ -174,11 +205,19 @@ impl Session {
 
     fn on_login(&mut self, user: String, client_data: Option<Value>) -> Flow {
         let client_data = client_data.map(|data| Bytes::from(data.to_string()));
-        let peer = Arc::new(Peer::new(self.id, user.into(), client_data.clone(), self.outbox.clone()));
+        let peer = Arc::new(Peer::new(
+            self.id,
+            user.into(),
+            client_data.clone(),
+            self.outbox.clone(),
+        ));
         tracing::Span::current().record("user", &**peer.user());
         tracing::info!("client logged in");
 
-        self.outbox.send(auth_frame(AuthAction::AuthSuccessful, client_data.unwrap_or_default()));
+        self.outbox.send(auth_frame(
+            AuthAction::AuthSuccessful,
+            client_data.unwrap_or_default(),
+        ));
         self.services.presence.connected(&peer);
         self.phase = Phase::Open(peer);
         Flow::Continue
@@ -187,13 +226,18 @@ impl Session {
     fn on_failed_login(&mut self, client_data: Option<Value>) -> Flow {
         self.failed_logins += 1;
         tracing::warn!(attempt = self.failed_logins, "login refused");
-        let data = client_data.map(|data| Bytes::from(data.to_string())).unwrap_or_default();
-        self.outbox.send(auth_frame(AuthAction::AuthUnsuccessful, data));
+        let data = client_data
+            .map(|data| Bytes::from(data.to_string()))
+            .unwrap_or_default();
+        self.outbox
+            .send(auth_frame(AuthAction::AuthUnsuccessful, data));
 
         if self.failed_logins >= self.services.websocket.max_auth_attempts {
             tracing::warn!("too many failed logins, closing connection");
-            self.outbox.send(auth_frame(AuthAction::TooManyAuthAttempts, Bytes::new()));
-            self.outbox.close(CLOSE_POLICY, "too many authentication attempts");
+            self.outbox
+                .send(auth_frame(AuthAction::TooManyAuthAttempts, Bytes::new()));
+            self.outbox
+                .close(CLOSE_POLICY, "too many authentication attempts");
             return Flow::Stop;
         }
         Flow::Continue
@@ -201,8 +245,10 @@ impl Session {
 
     fn reject_login_message(&mut self, reason: &'static str) -> Flow {
         self.warn(reason);
-        self.outbox.send(auth_frame(AuthAction::InvalidMessageData, Bytes::new()));
-        self.outbox.close(CLOSE_POLICY, "invalid authentication message");
+        self.outbox
+            .send(auth_frame(AuthAction::InvalidMessageData, Bytes::new()));
+        self.outbox
+            .close(CLOSE_POLICY, "invalid authentication message");
         Flow::Stop
     }
 
@@ -210,7 +256,9 @@ impl Session {
         let features = &self.services.features;
         match message {
             TopicMessage::Connection(connection) => self.on_connection_message(&connection),
-            TopicMessage::Event(event) if features.event => self.services.events.handle(peer, event),
+            TopicMessage::Event(event) if features.event => {
+                self.services.events.handle(peer, event)
+            }
             TopicMessage::Rpc(rpc) if features.rpc => self.services.rpc.handle(peer, rpc),
             TopicMessage::Presence(presence) if features.presence => {
                 self.services.presence.handle(peer, presence)
@@ -219,7 +267,12 @@ impl Session {
                 let topic = other.topic();
                 tracing::debug!(?topic, "topic not served");
                 let description = "topic not served by this server";
-                self.send_parser_error(ParserAction::UnknownTopic, description, Some(topic), other.action());
+                self.send_parser_error(
+                    ParserAction::UnknownTopic,
+                    description,
+                    Some(topic),
+                    other.action(),
+                );
             }
         }
     }
@@ -232,7 +285,12 @@ impl Session {
             ConnectionAction::Pong | ConnectionAction::Closing | ConnectionAction::Closed => {}
             _ => {
                 let description = "unexpected connection action";
-                self.send_parser_error(ParserAction::UnknownAction, description, Some(Topic::Connection), message.action);
+                self.send_parser_error(
+                    ParserAction::UnknownAction,
+                    description,
+                    Some(Topic::Connection),
+                    message.action,
+                );
             }
         }
     }
@@ -244,10 +302,21 @@ impl Session {
             DecodeError::UnknownAction { action, .. } => *action,
             _ => 0,
         };
-        self.send_parser_error(error.parser_action(), &error.to_string(), error.topic(), original_action);
+        self.send_parser_error(
+            error.parser_action(),
+            &error.to_string(),
+            error.topic(),
+            original_action,
+        );
     }
 
-    fn send_parser_error(&self, action: ParserAction, description: &str, topic: Option<Topic>, original_action: i32) {
+    fn send_parser_error(
+        &self,
+        action: ParserAction,
+        description: &str,
+        topic: Option<Topic>,
+        original_action: i32,
+    ) {
         let data = serde_json::to_vec(description).expect("a string always serializes");
         let message = ParserMessage {
             action: action.into(),
@@ -263,7 +332,9 @@ impl Session {
         self.warnings += 1;
         match self.warnings {
             count if count < MAX_WARNINGS => tracing::warn!("client error: {what}"),
-            MAX_WARNINGS => tracing::warn!("client error: {what}; further client errors of this connection are logged at debug level"),
+            MAX_WARNINGS => tracing::warn!(
+                "client error: {what}; further client errors of this connection are logged at debug level"
+            ),
             _ => tracing::debug!("client error: {what}"),
         }
     }
@@ -281,9 +352,22 @@ fn parse_auth_data(data: &[u8]) -> Option<Map<String, Value>> {
 }
 
 fn connection_frame(action: ConnectionAction) -> Bytes {
-    encode_frame(Topic::Connection, &ConnectionMessage { action: action.into(), ..Default::default() })
+    encode_frame(
+        Topic::Connection,
+        &ConnectionMessage {
+            action: action.into(),
+            ..Default::default()
+        },
+    )
 }
 
 fn auth_frame(action: AuthAction, data: Bytes) -> Bytes {
-    encode_frame(Topic::Auth, &AuthMessage { action: action.into(), data, ..Default::default() })
+    encode_frame(
+        Topic::Auth,
+        &AuthMessage {
+            action: action.into(),
+            data,
+            ..Default::default()
+        },
+    )
 }

@@ -22,8 +22,12 @@ impl EventHandler {
     /// Creates the handler with empty registries.
     pub fn new(listen: ListenConfig) -> EventHandler {
         let subscriptions = Arc::new(SubscriptionRegistry::new());
-        let listeners = ListenerRegistry::new(Box::new(EventListenMessages), subscriptions.clone(), listen);
-        EventHandler { subscriptions, listeners }
+        let listeners =
+            ListenerRegistry::new(Box::new(EventListenMessages), subscriptions.clone(), listen);
+        EventHandler {
+            subscriptions,
+            listeners,
+        }
     }
 
     /// Starts the handler's timers. Must be called inside a tokio runtime.
@@ -39,11 +43,21 @@ impl EventHandler {
             EventAction::Unsubscribe => self.unsubscribe(peer, message),
             EventAction::Listen => self.listeners.listen(peer, &message.name),
             EventAction::Unlisten => self.listeners.unlisten(peer, &message.name),
-            EventAction::ListenAccept => self.listeners.accept(peer, &message.name, &message.subscription),
-            EventAction::ListenReject => self.listeners.reject(peer, &message.name, &message.subscription),
+            EventAction::ListenAccept => {
+                self.listeners
+                    .accept(peer, &message.name, &message.subscription)
+            }
+            EventAction::ListenReject => {
+                self.listeners
+                    .reject(peer, &message.name, &message.subscription)
+            }
             other => {
                 tracing::debug!(action = ?other, "event action not accepted from clients");
-                peer.send(error(EventAction::InvalidMessageData, message.action, &message.name));
+                peer.send(error(
+                    EventAction::InvalidMessageData,
+                    message.action,
+                    &message.name,
+                ));
             }
         }
     }
@@ -81,7 +95,11 @@ impl EventHandler {
             match self.subscriptions.subscribe(&name, peer) {
                 Ok(true) => self.listeners.on_first_subscription(&name),
                 Ok(false) => {}
-                Err(_) => peer.send(error(EventAction::MultipleSubscriptions, message.action, &name)),
+                Err(_) => peer.send(error(
+                    EventAction::MultipleSubscriptions,
+                    message.action,
+                    &name,
+                )),
             }
         }
         peer.send(ack(EventAction::Subscribe, message.correlation_id));
@@ -100,7 +118,12 @@ impl EventHandler {
 }
 
 fn ack(action: EventAction, correlation_id: String) -> Bytes {
-    let message = EventMessage { action: action.into(), correlation_id, is_ack: true, ..Default::default() };
+    let message = EventMessage {
+        action: action.into(),
+        correlation_id,
+        is_ack: true,
+        ..Default::default()
+    };
     encode_frame(Topic::Event, &message)
 }
 
@@ -132,21 +155,42 @@ impl EventListenMessages {
 
 impl ListenMessages for EventListenMessages {
     fn ack(&self, listen: bool, pattern: &str) -> Bytes {
-        let action = if listen { EventAction::Listen } else { EventAction::Unlisten };
-        let message = EventMessage { action: action.into(), name: pattern.to_owned(), is_ack: true, ..Default::default() };
+        let action = if listen {
+            EventAction::Listen
+        } else {
+            EventAction::Unlisten
+        };
+        let message = EventMessage {
+            action: action.into(),
+            name: pattern.to_owned(),
+            is_ack: true,
+            ..Default::default()
+        };
         encode_frame(Topic::Event, &message)
     }
 
     fn pattern_found(&self, pattern: &str, subscription: &str) -> Bytes {
-        Self::frame(EventAction::SubscriptionForPatternFound, pattern, subscription)
+        Self::frame(
+            EventAction::SubscriptionForPatternFound,
+            pattern,
+            subscription,
+        )
     }
 
     fn pattern_removed(&self, pattern: &str, subscription: &str) -> Bytes {
-        Self::frame(EventAction::SubscriptionForPatternRemoved, pattern, subscription)
+        Self::frame(
+            EventAction::SubscriptionForPatternRemoved,
+            pattern,
+            subscription,
+        )
     }
 
     fn invalid_regex(&self, pattern: &str) -> Bytes {
-        error(EventAction::InvalidListenRegex, EventAction::Listen.into(), pattern)
+        error(
+            EventAction::InvalidListenRegex,
+            EventAction::Listen.into(),
+            pattern,
+        )
     }
 
     fn response_timeout(&self, subscription: &str) -> Bytes {
@@ -154,11 +198,19 @@ impl ListenMessages for EventListenMessages {
     }
 
     fn already_listening(&self, pattern: &str) -> Bytes {
-        error(EventAction::MultipleSubscriptions, EventAction::Listen.into(), pattern)
+        error(
+            EventAction::MultipleSubscriptions,
+            EventAction::Listen.into(),
+            pattern,
+        )
     }
 
     fn not_listening(&self, pattern: &str) -> Bytes {
-        error(EventAction::NotSubscribed, EventAction::Unlisten.into(), pattern)
+        error(
+            EventAction::NotSubscribed,
+            EventAction::Unlisten.into(),
+            pattern,
+        )
     }
 
     fn has_provider(&self, _subscription: &str, _has_provider: bool) -> Option<Bytes> {

@@ -8,5 +8,9 @@ pub mod rpc;
 /// Returns the names of a bulk message: `names`, or the single `name` when
 /// `names` is empty.
 pub(crate) fn bulk_names(names: Vec<String>, name: String) -> Vec<String> {
-    if names.is_empty() && !name.is_empty() { vec![name] } else { names }
+    if names.is_empty() && !name.is_empty() {
+        vec![name]
+    } else {
+        names
+    }
 }

@@ -39,7 +39,11 @@ impl PresenceHandler {
         let count = online.entry(peer.user().clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
-            self.announce(peer.user(), PresenceAction::PresenceJoinAll, PresenceAction::PresenceJoin);
+            self.announce(
+                peer.user(),
+                PresenceAction::PresenceJoinAll,
+                PresenceAction::PresenceJoin,
+            );
         }
     }
 
@@ -57,7 +61,11 @@ impl PresenceHandler {
         *count -= 1;
         if *count == 0 {
             online.remove(peer.user());
-            self.announce(peer.user(), PresenceAction::PresenceLeaveAll, PresenceAction::PresenceLeave);
+            self.announce(
+                peer.user(),
+                PresenceAction::PresenceLeaveAll,
+                PresenceAction::PresenceLeave,
+            );
         }
     }
 
@@ -78,7 +86,12 @@ impl PresenceHandler {
             PresenceAction::Query => self.query(peer, message),
             other => {
                 tracing::debug!(action = ?other, "presence action not accepted from clients");
-                peer.send(error(PresenceAction::InvalidPresenceUsers, message.action, "", message.correlation_id));
+                peer.send(error(
+                    PresenceAction::InvalidPresenceUsers,
+                    message.action,
+                    "",
+                    message.correlation_id,
+                ));
             }
         }
     }
@@ -86,11 +99,21 @@ impl PresenceHandler {
     fn subscribe(&self, peer: &Arc<Peer>, message: PresenceMessage) {
         for name in bulk_names(message.names, message.name) {
             if name.is_empty() {
-                peer.send(error(PresenceAction::InvalidPresenceUsers, message.action, "", String::new()));
+                peer.send(error(
+                    PresenceAction::InvalidPresenceUsers,
+                    message.action,
+                    "",
+                    String::new(),
+                ));
                 continue;
             }
             if self.users.subscribe(&name, peer).is_err() {
-                peer.send(error(PresenceAction::MultipleSubscriptions, message.action, &name, String::new()));
+                peer.send(error(
+                    PresenceAction::MultipleSubscriptions,
+                    message.action,
+                    &name,
+                    String::new(),
+                ));
             }
         }
         peer.send(ack(PresenceAction::Subscribe, message.correlation_id));
@@ -99,7 +122,12 @@ impl PresenceHandler {
     fn unsubscribe(&self, peer: &Arc<Peer>, message: PresenceMessage) {
         for name in bulk_names(message.names, message.name) {
             if self.users.unsubscribe(&name, peer).is_err() {
-                peer.send(error(PresenceAction::NotSubscribed, message.action, &name, String::new()));
+                peer.send(error(
+                    PresenceAction::NotSubscribed,
+                    message.action,
+                    &name,
+                    String::new(),
+                ));
             }
         }
         peer.send(ack(PresenceAction::Unsubscribe, message.correlation_id));
@@ -111,7 +139,11 @@ impl PresenceHandler {
             .filter(|user| *user != peer.user())
             .map(|user| user.to_string())
             .collect();
-        let message = PresenceMessage { action: PresenceAction::QueryAllResponse.into(), names, ..Default::default() };
+        let message = PresenceMessage {
+            action: PresenceAction::QueryAllResponse.into(),
+            names,
+            ..Default::default()
+        };
         peer.send(encode_frame(Topic::Presence, &message));
     }
 
@@ -138,21 +170,36 @@ impl PresenceHandler {
         for peer in lock(&self.everyone).values() {
             peer.send(everyone_frame.clone());
         }
-        self.users.send(user, &name_frame(to_subscribers, user), None);
+        self.users
+            .send(user, &name_frame(to_subscribers, user), None);
     }
 }
 
 fn name_frame(action: PresenceAction, name: &str) -> Bytes {
-    let message = PresenceMessage { action: action.into(), name: name.to_owned(), ..Default::default() };
+    let message = PresenceMessage {
+        action: action.into(),
+        name: name.to_owned(),
+        ..Default::default()
+    };
     encode_frame(Topic::Presence, &message)
 }
 
 fn ack(action: PresenceAction, correlation_id: String) -> Bytes {
-    let message = PresenceMessage { action: action.into(), correlation_id, is_ack: true, ..Default::default() };
+    let message = PresenceMessage {
+        action: action.into(),
+        correlation_id,
+        is_ack: true,
+        ..Default::default()
+    };
     encode_frame(Topic::Presence, &message)
 }
 
-fn error(action: PresenceAction, original_action: i32, name: &str, correlation_id: String) -> Bytes {
+fn error(
+    action: PresenceAction,
+    original_action: i32,
+    name: &str,
+    correlation_id: String,
+) -> Bytes {
     let message = PresenceMessage {
         action: action.into(),
         original_action,

@@ -77,10 +77,15 @@ impl RpcHandler {
             | RpcAction::Response
             | RpcAction::RequestError
             | RpcAction::Reject
-            | RpcAction::NoRpcProvider => self.answer(peer, message),
+            | RpcAction::NoRpcProvider => self.answer(peer, &message),
             other => {
                 tracing::debug!(action = ?other, "rpc action not accepted from clients");
-                peer.send(reply(RpcAction::InvalidMessageData, &message.name, &message.correlation_id, Some(message.action)));
+                peer.send(reply(
+                    RpcAction::InvalidMessageData,
+                    &message.name,
+                    &message.correlation_id,
+                    Some(message.action),
+                ));
             }
         }
     }
@@ -118,11 +123,21 @@ impl RpcHandler {
     fn provide(&self, peer: &Arc<Peer>, message: RpcMessage) {
         for name in bulk_names(message.names, message.name) {
             if name.is_empty() {
-                peer.send(reply(RpcAction::InvalidMessageData, "", "", Some(message.action)));
+                peer.send(reply(
+                    RpcAction::InvalidMessageData,
+                    "",
+                    "",
+                    Some(message.action),
+                ));
                 continue;
             }
             if self.providers.subscribe(&name, peer).is_err() {
-                peer.send(reply(RpcAction::MultipleProviders, &name, "", Some(message.action)));
+                peer.send(reply(
+                    RpcAction::MultipleProviders,
+                    &name,
+                    "",
+                    Some(message.action),
+                ));
             }
         }
         peer.send(ack(RpcAction::Provide, message.correlation_id));
@@ -131,7 +146,12 @@ impl RpcHandler {
     fn unprovide(&self, peer: &Arc<Peer>, message: RpcMessage) {
         for name in bulk_names(message.names, message.name) {
             if self.providers.unsubscribe(&name, peer).is_err() {
-                peer.send(reply(RpcAction::NotProvided, &name, "", Some(message.action)));
+                peer.send(reply(
+                    RpcAction::NotProvided,
+                    &name,
+                    "",
+                    Some(message.action),
+                ));
             }
         }
         peer.send(ack(RpcAction::Unprovide, message.correlation_id));
@@ -139,19 +159,34 @@ impl RpcHandler {
 
     fn request(&self, peer: &Arc<Peer>, message: RpcMessage) {
         if message.name.is_empty() || message.correlation_id.is_empty() {
-            peer.send(reply(RpcAction::InvalidMessageData, &message.name, &message.correlation_id, Some(message.action)));
+            peer.send(reply(
+                RpcAction::InvalidMessageData,
+                &message.name,
+                &message.correlation_id,
+                Some(message.action),
+            ));
             return;
         }
         let mut requests = lock(&self.requests);
         if requests.contains_key(&message.correlation_id) {
             tracing::debug!(correlation_id = %message.correlation_id, "rpc correlation id already in use");
-            peer.send(reply(RpcAction::InvalidRpcCorrelationId, &message.name, &message.correlation_id, Some(message.action)));
+            peer.send(reply(
+                RpcAction::InvalidRpcCorrelationId,
+                &message.name,
+                &message.correlation_id,
+                Some(message.action),
+            ));
             return;
         }
 
         let candidates = self.providers.subscribers(&message.name);
         if candidates.is_empty() {
-            peer.send(reply(RpcAction::NoRpcProvider, &message.name, &message.correlation_id, None));
+            peer.send(reply(
+                RpcAction::NoRpcProvider,
+                &message.name,
+                &message.correlation_id,
+                None,
+            ));
             return;
         }
         let provider = candidates[rand::rng().random_range(0..candidates.len())].clone();
@@ -161,7 +196,11 @@ impl RpcHandler {
             name: message.name.clone(),
             correlation_id: message.correlation_id.clone(),
             data: message.data,
-            requestor_name: if self.config.provide_requestor_name { peer.user().to_string() } else { String::new() },
+            requestor_name: if self.config.provide_requestor_name {
+                peer.user().to_string()
+            } else {
+                String::new()
+            },
             requestor_data: match (self.config.provide_requestor_data, peer.client_data()) {
                 (true, Some(data)) => data.clone(),
                 _ => Bytes::new(),
@@ -183,22 +222,34 @@ impl RpcHandler {
         self.send_to_provider(&mut requests, &correlation_id);
     }
 
-    fn answer(&self, peer: &Arc<Peer>, message: RpcMessage) {
+    fn answer(&self, peer: &Arc<Peer>, message: &RpcMessage) {
         let mut requests = lock(&self.requests);
         let known = requests
             .get(&message.correlation_id)
             .is_some_and(|request| request.provider.id() == peer.id());
         if !known {
             tracing::debug!(correlation_id = %message.correlation_id, "rpc answer for an unknown request");
-            peer.send(reply(RpcAction::InvalidRpcCorrelationId, &message.name, &message.correlation_id, Some(message.action)));
+            peer.send(reply(
+                RpcAction::InvalidRpcCorrelationId,
+                &message.name,
+                &message.correlation_id,
+                Some(message.action),
+            ));
             return;
         }
         let correlation_id = message.correlation_id.clone();
-        let request = requests.get_mut(&correlation_id).expect("request checked above");
+        let request = requests
+            .get_mut(&correlation_id)
+            .expect("request checked above");
 
         match message.action() {
             RpcAction::Accept if request.accepted => {
-                peer.send(reply(RpcAction::MultipleAccept, &request.name, &correlation_id, None));
+                peer.send(reply(
+                    RpcAction::MultipleAccept,
+                    &request.name,
+                    &correlation_id,
+                    None,
+                ));
             }
             RpcAction::Accept => {
                 request.accepted = true;
@@ -206,10 +257,10 @@ impl RpcHandler {
                 if let Some(accept_timer) = request.timers.first() {
                     accept_timer.abort();
                 }
-                request.requestor.send(encode_frame(Topic::Rpc, &message));
+                request.requestor.send(encode_frame(Topic::Rpc, message));
             }
             RpcAction::Response | RpcAction::RequestError => {
-                request.requestor.send(encode_frame(Topic::Rpc, &message));
+                request.requestor.send(encode_frame(Topic::Rpc, message));
                 finish(&mut requests, &correlation_id);
             }
             _ => self.reroute(&mut requests, &correlation_id),
@@ -219,7 +270,9 @@ impl RpcHandler {
     /// Moves a request to a provider that has not seen it, or fails it with
     /// NO_RPC_PROVIDER when none is left.
     fn reroute(&self, requests: &mut HashMap<String, Request>, correlation_id: &str) {
-        let Some(request) = requests.get_mut(correlation_id) else { return };
+        let Some(request) = requests.get_mut(correlation_id) else {
+            return;
+        };
         let untried: Vec<Arc<Peer>> = self
             .providers
             .subscribers(&request.name)
@@ -227,7 +280,12 @@ impl RpcHandler {
             .filter(|provider| !request.tried.contains(&provider.id()) && !provider.is_closed())
             .collect();
         if untried.is_empty() {
-            request.requestor.send(reply(RpcAction::NoRpcProvider, &request.name, correlation_id, None));
+            request.requestor.send(reply(
+                RpcAction::NoRpcProvider,
+                &request.name,
+                correlation_id,
+                None,
+            ));
             finish(requests, correlation_id);
             return;
         }
@@ -239,7 +297,9 @@ impl RpcHandler {
     }
 
     fn send_to_provider(&self, requests: &mut HashMap<String, Request>, correlation_id: &str) {
-        let Some(request) = requests.get_mut(correlation_id) else { return };
+        let Some(request) = requests.get_mut(correlation_id) else {
+            return;
+        };
         for timer in request.timers.drain(..) {
             timer.abort();
         }
@@ -251,7 +311,12 @@ impl RpcHandler {
         request.provider.send(request.forward.clone());
     }
 
-    fn spawn_deadline(&self, correlation_id: &str, attempt: u64, deadline: Deadline) -> AbortHandle {
+    fn spawn_deadline(
+        &self,
+        correlation_id: &str,
+        attempt: u64,
+        deadline: Deadline,
+    ) -> AbortHandle {
         let delay = match deadline {
             Deadline::Accept => self.config.ack_timeout,
             Deadline::Response => self.config.response_timeout,
@@ -269,7 +334,9 @@ impl RpcHandler {
 
     fn on_deadline(&self, correlation_id: &str, attempt: u64, deadline: Deadline) {
         let mut requests = lock(&self.requests);
-        let Some(request) = requests.get(correlation_id) else { return };
+        let Some(request) = requests.get(correlation_id) else {
+            return;
+        };
         if request.attempt != attempt {
             return;
         }
@@ -279,7 +346,9 @@ impl RpcHandler {
             Deadline::Response => RpcAction::ResponseTimeout,
         };
         tracing::debug!(correlation_id, rpc = %request.name, ?action, "rpc timed out");
-        request.requestor.send(reply(action, &request.name, correlation_id, None));
+        request
+            .requestor
+            .send(reply(action, &request.name, correlation_id, None));
         finish(&mut requests, correlation_id);
     }
 }
@@ -293,11 +362,21 @@ fn finish(requests: &mut HashMap<String, Request>, correlation_id: &str) {
 }
 
 fn ack(action: RpcAction, correlation_id: String) -> Bytes {
-    let message = RpcMessage { action: action.into(), correlation_id, is_ack: true, ..Default::default() };
+    let message = RpcMessage {
+        action: action.into(),
+        correlation_id,
+        is_ack: true,
+        ..Default::default()
+    };
     encode_frame(Topic::Rpc, &message)
 }
 
-fn reply(action: RpcAction, name: &str, correlation_id: &str, original_action: Option<i32>) -> Bytes {
+fn reply(
+    action: RpcAction,
+    name: &str,
+    correlation_id: &str,
+    original_action: Option<i32>,
+) -> Bytes {
     let message = RpcMessage {
         action: action.into(),
         name: name.to_owned(),

@@ -1,0 +1,336 @@
+//! The server's configuration, read from a deepstream `config.yml` (or `.yaml`, `.json`).
+//!
+//! A file written for the Node.js deepstream server (version 4 and later) loads unchanged: the
+//! same keys, the same defaults, `${VAR}` substitution from the environment, and
+//! `fileLoad(path)` / `file(path)` resolved relative to the config file's folder. Values are
+//! checked once here and turned into the typed [`Config`] that the rest of the server reads.
+//!
+//! Keys that deepstream defines but this server does not implement yet are accepted, and each
+//! one produces a [`Notice`] for the caller to log at start-up. Two cases are errors instead,
+//! because running without them would silently weaken security: any authentication type other
+//! than `none`, and a custom permission plugin.
+//!
+//! Where this loader differs from deepstream 7.0:
+//! - The HTTP listener binds 127.0.0.1 unless the file sets `httpServer.options.host`
+//!   (deepstream binds all interfaces).
+//! - `${VAR}` is replaced before `fileLoad(...)` and `file(...)` are resolved, so a path may
+//!   contain a variable. Text inside YAML comments is left alone.
+//! - `fileLoad(...)` must be the whole value of a string, which is the only form that works
+//!   in deepstream too.
+//! - `.js` config files are not supported.
+
+mod discover;
+mod document;
+mod endpoints;
+mod error;
+mod include;
+mod read;
+mod services;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, FileFormat, TextPosition};
+
+/// The settings the server runs with, after defaults, the file and its includes are merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The server's name in a cluster. A file value of `UUID`, or no value, gives a generated
+    /// unique name.
+    pub server_name: String,
+    /// The lowest level of log messages to print (`logLevel`).
+    pub log_level: LogLevel,
+    /// The HTTP listener (`httpServer.options`).
+    pub http: HttpConfig,
+    /// The binary WebSocket endpoint, or `None` when `connectionEndpoints` has no `ws-binary`
+    /// entry.
+    pub websocket: Option<WebSocketConfig>,
+    /// Remote procedure call timeouts and options (`rpc`).
+    pub rpc: RpcConfig,
+    /// Listening (providers for subscriptions) timeouts and options (`listen`).
+    pub listen: ListenConfig,
+    /// The topics that clients may use (`enabledFeatures`).
+    pub features: EnabledFeatures,
+    /// The file the settings were loaded from, or `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+}
+
+/// Settings of the HTTP listener that serves the WebSocket endpoint, the HTTP API and the
+/// health check (`httpServer.options`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// The address to bind (`host`), 127.0.0.1 unless configured.
+    pub host: String,
+    /// The TCP port to bind (`port`), 6020 by default.
+    pub port: u16,
+    /// The URL path of the health check (`healthCheckPath`), `/health-check` by default.
+    pub health_check_path: String,
+    /// Whether requests from any origin are allowed (`allowAllOrigins`), true by default.
+    pub allow_all_origins: bool,
+    /// The origins allowed when `allow_all_origins` is false (`origins`).
+    pub origins: Vec<String>,
+    /// The maximum size of an HTTP request body in bytes (`maxMessageSize`), 1 MiB by default.
+    pub max_message_size: usize,
+}
+
+/// Settings of the binary WebSocket endpoint (the `ws-binary` entry of `connectionEndpoints`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// The URL path clients connect to (`urlPath`), `/deepstream` by default.
+    pub url_path: String,
+    /// The time between two pings (`heartbeatInterval`), 30 s by default.
+    pub heartbeat_interval: Duration,
+    /// How long outgoing messages are buffered before a flush (`outgoingBufferTimeout`),
+    /// zero by default.
+    pub outgoing_buffer_timeout: Duration,
+    /// The buffered byte count that forces a flush (`maxBufferByteSize`), 100 000 by default.
+    pub max_buffer_byte_size: usize,
+    /// How long a connection may stay open without logging in
+    /// (`unauthenticatedClientTimeout`), 180 s by default. `None` when the file sets `false`
+    /// or `null`, which disables the timeout.
+    pub unauthenticated_client_timeout: Option<Duration>,
+    /// Failed logins after which the connection is closed (`maxAuthAttempts`), 3 by default.
+    pub max_auth_attempts: u32,
+    /// Whether the auth data of a failed login is logged (`logInvalidAuthData`), false by
+    /// default.
+    pub log_invalid_auth_data: bool,
+    /// The maximum size of one incoming message in bytes (`maxMessageSize`), 1 MiB by default.
+    /// A file value of 0 means no limit, as in deepstream, and is stored as `usize::MAX`.
+    pub max_message_size: usize,
+    /// The unsent bytes a client may have queued before it is disconnected
+    /// (`maxOutgoingQueueBytes`, an option of this server that deepstream does not have),
+    /// 16 MiB by default.
+    pub max_outgoing_queue_bytes: usize,
+}
+
+/// Remote procedure call settings (`rpc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// How long a provider has to acknowledge a request (`ackTimeout`), 1 s by default.
+    pub ack_timeout: Duration,
+    /// How long a provider has to respond (`responseTimeout`), 10 s by default.
+    pub response_timeout: Duration,
+    /// Whether providers receive the name of the requesting user (`provideRequestorName`).
+    pub provide_requestor_name: bool,
+    /// Whether providers receive the auth data of the requesting user
+    /// (`provideRequestorData`).
+    pub provide_requestor_data: bool,
+}
+
+/// Listening settings (`listen`): how the server finds a provider for a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenConfig {
+    /// Whether providers are tried in random order rather than in subscription order
+    /// (`shuffleProviders`), true by default.
+    pub shuffle_providers: bool,
+    /// How long a provider has to accept or reject a match (`responseTimeout`), 500 ms by
+    /// default.
+    pub response_timeout: Duration,
+    /// The time between two attempts to find providers for unmatched subscriptions
+    /// (`rematchInterval`), 30 s by default.
+    pub rematch_interval: Duration,
+    /// How long the server waits before retrying a match that failed (`matchCooldown`), 10 s
+    /// by default.
+    pub match_cooldown: Duration,
+}
+
+/// The topics that clients may use (`enabledFeatures`); each is enabled by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnabledFeatures {
+    /// Records (`record`).
+    pub record: bool,
+    /// Events (`event`).
+    pub event: bool,
+    /// Remote procedure calls (`rpc`).
+    pub rpc: bool,
+    /// Presence (`presence`).
+    pub presence: bool,
+}
+
+/// The lowest level of log messages to print, with deepstream's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLevel {
+    /// `DEBUG`: everything.
+    Debug,
+    /// `INFO`: the default.
+    Info,
+    /// `WARN`: warnings and errors.
+    Warn,
+    /// `ERROR`: errors only.
+    Error,
+    /// `OFF`: nothing.
+    Off,
+}
+
+/// A configuration and what the caller should log about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Messages to log once at start-up, in the order of the file.
+    pub notices: Vec<Notice>,
+}
+
+/// Something the caller should log once at start-up, such as a key that is accepted but not
+/// supported yet, or an environment variable that is not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The dotted key path the notice is about (`record`, `connectionEndpoints[1]`), or the
+    /// `${VAR}` expression for an environment variable.
+    pub key: String,
+    /// The effect on the server, as a sentence.
+    pub message: String,
+}
+
+impl Config {
+    /// Returns the embedded defaults: deepstream's defaults, except that the HTTP listener
+    /// binds 127.0.0.1 where deepstream binds all interfaces.
+    pub fn embedded() -> Config {
+        Config {
+            server_name: document::generate_server_name(),
+            log_level: LogLevel::Info,
+            http: HttpConfig::default(),
+            websocket: Some(WebSocketConfig::default()),
+            rpc: RpcConfig::default(),
+            listen: ListenConfig::default(),
+            features: EnabledFeatures::default(),
+            source: None,
+        }
+    }
+
+    /// Loads a `.yml`, `.yaml` or `.json` file and merges it over the embedded defaults.
+    ///
+    /// `${VAR}` is replaced by the environment variable's value, or by an empty string (with a
+    /// notice) when the variable is not set. `fileLoad(path)` is replaced by the named file's
+    /// parsed content (its text for files that are not YAML or JSON), and `file(path)` by the
+    /// path. Relative paths start from the folder of the config file.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file, the key and what was expected when the file or a
+    /// `fileLoad` target is missing, unreadable or malformed, when a key is unknown or has a
+    /// value of the wrong type, or when the file configures authentication that this server
+    /// cannot provide.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        document::load(path, &text::process_env)
+    }
+
+    /// Finds and loads the config file the way deepstream does when no `-c` option is given.
+    ///
+    /// The candidates, in order: the file named by `$DEEPSTREAM_CONFIG_DIRECTORY` (or
+    /// `config.{yml,yaml,json}` inside it when it names a folder), then
+    /// `conf/config.{yml,yaml,json}` under `/etc/deepstream`, `.`, `..`, the executable's
+    /// folder and its parent. Returns the embedded defaults when none exists.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when `$DEEPSTREAM_CONFIG_DIRECTORY` names a path that does not exist,
+    /// or when the chosen file fails to load as described for [`Config::load`].
+    pub fn discover() -> Result<Loaded, ConfigError> {
+        discover::discover(&text::process_env)
+    }
+}
+
+impl LogLevel {
+    /// Parses deepstream's name of a level (`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF`) in any case.
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        match name.to_ascii_uppercase().as_str() {
+            "DEBUG" => Some(LogLevel::Debug),
+            "INFO" => Some(LogLevel::Info),
+            "WARN" => Some(LogLevel::Warn),
+            "ERROR" => Some(LogLevel::Error),
+            "OFF" => Some(LogLevel::Off),
+            _ => None,
+        }
+    }
+
+    /// Returns deepstream's name for the level (`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+            LogLevel::Off => "OFF",
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            host: "127.0.0.1".to_owned(),
+            port: 6020,
+            health_check_path: "/health-check".to_owned(),
+            allow_all_origins: true,
+            origins: Vec::new(),
+            max_message_size: 1_048_576,
+        }
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            url_path: "/deepstream".to_owned(),
+            heartbeat_interval: Duration::from_millis(30_000),
+            outgoing_buffer_timeout: Duration::ZERO,
+            max_buffer_byte_size: 100_000,
+            unauthenticated_client_timeout: Some(Duration::from_millis(180_000)),
+            max_auth_attempts: 3,
+            log_invalid_auth_data: false,
+            max_message_size: 1_048_576,
+            max_outgoing_queue_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            ack_timeout: Duration::from_millis(1_000),
+            response_timeout: Duration::from_millis(10_000),
+            provide_requestor_name: false,
+            provide_requestor_data: false,
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            shuffle_providers: true,
+            response_timeout: Duration::from_millis(500),
+            rematch_interval: Duration::from_millis(30_000),
+            match_cooldown: Duration::from_millis(10_000),
+        }
+    }
+}
+
+impl Default for EnabledFeatures {
+    fn default() -> Self {
+        EnabledFeatures {
+            record: true,
+            event: true,
+            rpc: true,
+            presence: true,
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.message)
+    }
+}

@@ -1,0 +1,282 @@
+//! The service sections: `auth`, `permission`, `plugins` and the plugin-style sections that
+//! this server accepts without implementing them yet (`cache`, `storage`, `logger`, ...).
+
+use serde_yaml::Value;
+
+use super::ConfigError;
+use super::read::{Check, KeyPath, Reader};
+
+/// A plugin-style section (`{type, name, path, options}`) as deepstream 7.0's schema checks it.
+struct ServiceSchema {
+    /// The top-level key.
+    key: &'static str,
+    /// The values `type` accepts.
+    types: &'static [&'static str],
+    /// The options the schema checks. Others are accepted unchecked, as in deepstream.
+    options: &'static [(&'static str, Check)],
+}
+
+const AUTH_TYPES: &[&str] = &["none", "file", "http", "storage"];
+
+const AUTH_OPTIONS: &[(&str, Check)] = &[
+    ("hash", Check::Text),
+    ("iterations", Check::WholeNumber { min: 1 }),
+    ("keyLength", Check::WholeNumber { min: 1 }),
+    ("createUser", Check::Bool),
+    ("table", Check::Text),
+    ("endpointUrl", Check::Uri),
+    ("permittedStatusCodes", Check::WholeNumbers),
+    ("requestTimeout", Check::WholeNumber { min: 1 }),
+];
+
+const PERMISSION: ServiceSchema = ServiceSchema {
+    key: "permission",
+    types: &["config", "none"],
+    options: &[
+        ("path", Check::Text),
+        ("maxRuleIterations", Check::WholeNumber { min: 1 }),
+        ("cacheEvacuationInterval", Check::WholeNumber { min: 1 }),
+    ],
+};
+
+/// The sections that are accepted with a notice and otherwise ignored.
+const UNSUPPORTED_SERVICES: &[ServiceSchema] = &[
+    ServiceSchema {
+        key: "logger",
+        types: &["default", "json"],
+        options: &[
+            ("colors", Check::Bool),
+            ("logLevel", Check::LogLevel),
+            ("options", Check::Mapping),
+        ],
+    },
+    ServiceSchema {
+        key: "cache",
+        types: &["default"],
+        options: &[],
+    },
+    ServiceSchema {
+        key: "storage",
+        types: &["default"],
+        options: &[],
+    },
+    ServiceSchema {
+        key: "subscriptions",
+        types: &["default"],
+        options: &[("subscriptionsSanityTimer", Check::WholeNumber { min: 50 })],
+    },
+    ServiceSchema {
+        key: "monitoring",
+        types: &["http", "log", "none"],
+        options: &[],
+    },
+    ServiceSchema {
+        key: "telemetry",
+        types: &["deepstreamIO"],
+        options: &[("enabled", Check::Bool)],
+    },
+    ServiceSchema {
+        key: "locks",
+        types: &["default"],
+        options: &[
+            ("holdTimeout", Check::WholeNumber { min: 50 }),
+            ("requestTimeout", Check::WholeNumber { min: 50 }),
+        ],
+    },
+    ServiceSchema {
+        key: "clusterNode",
+        types: &["default"],
+        options: &[],
+    },
+    ServiceSchema {
+        key: "clusterRegistry",
+        types: &["default"],
+        options: &[
+            ("keepAliveInterval", Check::WholeNumber { min: 1 }),
+            ("activeCheckInterval", Check::WholeNumber { min: 1 }),
+            ("nodeInactiveTimeout", Check::WholeNumber { min: 1 }),
+        ],
+    },
+    ServiceSchema {
+        key: "clusterStates",
+        types: &["default"],
+        options: &[("reconciliationTimeout", Check::WholeNumber { min: 1 })],
+    },
+];
+
+/// A plugin-style entry, as far as the keys that choose its implementation.
+struct PluginEntry<'v> {
+    /// The built-in type, when `type` is set.
+    kind: Option<&'v str>,
+    /// Whether `name` or `path` names a plugin, which deepstream prefers over `type`.
+    is_plugin: bool,
+}
+
+/// Checks `auth`: a list of `{type, options}` entries, or one such entry. Only type `none`
+/// is supported. Anything else is an error, so that a server never accepts every login
+/// when its owner configured credentials to be checked.
+pub(super) fn auth(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    value: &Value,
+) -> Result<(), ConfigError> {
+    let entries: Vec<(KeyPath, &Value)> = match value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (path.index(index), item))
+            .collect(),
+        Value::Mapping(_) => vec![(path.clone(), value)],
+        _ => return Err(reader.invalid(path, "a list of authentication entries", value)),
+    };
+    if entries.is_empty() {
+        return Err(reader.invalid(path, "at least one authentication entry", value));
+    }
+
+    for (entry_path, entry) in entries {
+        let plugin = read_plugin(reader, &entry_path, entry, AUTH_TYPES, AUTH_OPTIONS)?;
+        if plugin.is_plugin {
+            return Err(reader.unsupported(
+                &entry_path,
+                "custom authentication plugins are not supported yet by this server, which \
+                 supports only auth type `none`, so it does not start rather than skip the checks \
+                 the plugin would make",
+            ));
+        }
+        match plugin.kind {
+            Some("none") => {}
+            Some(kind) => {
+                return Err(reader.unsupported(
+                    &entry_path.key("type"),
+                    format!(
+                        "auth type `{kind}` is not supported yet by this server, which supports \
+                         only `none`, so it does not start rather than accept every login"
+                    ),
+                ));
+            }
+            None => {
+                return Err(reader.invalid(
+                    &entry_path.key("type"),
+                    format!("one of {}", AUTH_TYPES.join(", ")),
+                    &Value::Null,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks `permission`. Type `none` allows every action, which is what this server does.
+/// Type `config` is accepted with a notice, because deepstream's shipped config uses it and
+/// must start. A custom plugin is an error.
+pub(super) fn permission(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    value: &Value,
+) -> Result<(), ConfigError> {
+    let plugin = read_plugin(reader, path, value, PERMISSION.types, PERMISSION.options)?;
+    if plugin.is_plugin {
+        return Err(reader.unsupported(
+            path,
+            "custom permission plugins are not supported yet by this server, so it does not \
+             start rather than allow every action",
+        ));
+    }
+    if plugin.kind == Some("config") {
+        reader.notice(
+            path,
+            "permission rules are not enforced yet by this server, so every client may perform \
+             every action",
+        );
+    }
+    Ok(())
+}
+
+/// Checks `plugins`, a mapping of custom plugin names to plugin entries. Each one produces a
+/// notice because none is loaded.
+pub(super) fn custom_plugins(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    value: &Value,
+) -> Result<(), ConfigError> {
+    if value.is_null() {
+        return Ok(());
+    }
+    for (name, entry) in reader.entries(path, value)? {
+        let entry_path = path.key(name);
+        reader.check(&entry_path, entry, Check::Mapping)?;
+        reader.notice(
+            &entry_path,
+            "custom plugins are not supported yet by this server, so this plugin is not loaded",
+        );
+    }
+    Ok(())
+}
+
+/// Checks a plugin-style section that this server accepts without implementing it, and adds
+/// its notice.
+pub(super) fn unsupported_service(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    key: &str,
+    value: &Value,
+) -> Result<(), ConfigError> {
+    if let Some(schema) = UNSUPPORTED_SERVICES.iter().find(|schema| schema.key == key) {
+        read_plugin(reader, path, value, schema.types, schema.options)?;
+    }
+    reader.not_supported_yet(path, value);
+    Ok(())
+}
+
+/// Checks a plugin-style entry against deepstream's schema and returns how it chooses its
+/// implementation.
+fn read_plugin<'v>(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    value: &'v Value,
+    types: &[&str],
+    options: &[(&str, Check)],
+) -> Result<PluginEntry<'v>, ConfigError> {
+    let mut plugin = PluginEntry {
+        kind: None,
+        is_plugin: false,
+    };
+    for (key, value) in reader.entries(path, value)? {
+        let path = path.key(key);
+        match key {
+            "type" => {
+                let kind = reader.text(&path, value)?;
+                if !types.contains(&kind) {
+                    return Err(reader.invalid(
+                        &path,
+                        format!("one of {}", types.join(", ")),
+                        value,
+                    ));
+                }
+                plugin.kind = Some(kind);
+            }
+            "name" | "path" => {
+                reader.text(&path, value)?;
+                plugin.is_plugin = true;
+            }
+            "options" => check_options(reader, &path, value, options)?,
+            // deepstream's schema allows other keys here and ignores them.
+            _ => {}
+        }
+    }
+    Ok(plugin)
+}
+
+fn check_options(
+    reader: &Reader<'_>,
+    path: &KeyPath,
+    value: &Value,
+    options: &[(&str, Check)],
+) -> Result<(), ConfigError> {
+    for (key, value) in reader.entries(path, value)? {
+        if let Some(&(_, check)) = options.iter().find(|(name, _)| *name == key) {
+            reader.check(&path.key(key), value, check)?;
+        }
+    }
+    Ok(())
+}
