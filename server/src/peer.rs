@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// A server-wide unique number for one WebSocket connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,9 @@ struct OutboxState {
     queued_bytes: AtomicUsize,
     limit: usize,
     closed: AtomicBool,
+    /// Wakes the connection's reader when the queue closes, for example
+    /// because the client reads too slowly.
+    closing: Notify,
 }
 
 /// The receiving side of an [`Outbox`], owned by the connection's writer task.
@@ -77,6 +80,7 @@ impl Outbox {
             queued_bytes: AtomicUsize::new(0),
             limit,
             closed: AtomicBool::new(false),
+            closing: Notify::new(),
         });
         (
             Outbox {
@@ -111,6 +115,15 @@ impl Outbox {
     pub fn close(&self, code: u16, reason: &'static str) {
         if !self.shared.closed.swap(true, Ordering::Relaxed) {
             let _ = self.sender.send(Outgoing::Close(code, reason));
+            self.shared.closing.notify_one();
+        }
+    }
+
+    /// Waits until [`Outbox::close`] is called. Meant for one waiter, the
+    /// connection's reader.
+    pub async fn closed(&self) {
+        if !self.shared.closed.load(Ordering::Relaxed) {
+            self.shared.closing.notified().await;
         }
     }
 

@@ -88,6 +88,11 @@ async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id:
                 writer_done = true;
                 break;
             }
+            _ = outbox.closed() => {
+                // Closed by a handler, for example because the client reads too
+                // slowly: stop serving it now rather than when the socket drains.
+                break;
+            }
             _ = shutdown.changed() => {
                 outbox.close(CLOSE_GOING_AWAY, "server shutting down");
                 break;

@@ -9,8 +9,8 @@
 //! When a provider disconnects, its requests that it had not accepted yet
 //! move on like after a REJECT; requests it had accepted fail at once with
 //! REQUEST_ERROR, since the provider may have started working on them. When a
-//! requestor disconnects, its requests are dropped and later answers for them
-//! are ignored.
+//! requestor disconnects, its requests stay known until they end or time out,
+//! so that the provider's later answers are dropped without an error.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -43,6 +43,8 @@ struct Request {
     provider: Arc<Peer>,
     tried: HashSet<ConnectionId>,
     accepted: bool,
+    /// The requestor disconnected: answers are dropped, nothing moves on.
+    requestor_gone: bool,
     /// The REQUEST as forwarded to providers, encoded once.
     forward: Bytes,
     timers: Vec<AbortHandle>,
@@ -101,8 +103,16 @@ impl RpcHandler {
             .map(|(correlation_id, _)| correlation_id.clone())
             .collect();
         for correlation_id in affected {
-            let request = &requests[&correlation_id];
+            let request = requests
+                .get_mut(&correlation_id)
+                .expect("collected from the map above");
             if request.requestor.id() == id {
+                request.requestor_gone = true;
+            }
+            if request.provider.id() != id {
+                continue;
+            }
+            if request.requestor_gone {
                 finish(&mut requests, &correlation_id);
             } else if request.accepted {
                 let failure = RpcMessage {
@@ -213,6 +223,7 @@ impl RpcHandler {
             provider: provider.clone(),
             tried: HashSet::from([provider.id()]),
             accepted: false,
+            requestor_gone: false,
             forward: encode_frame(Topic::Rpc, &forward),
             timers: Vec::new(),
             attempt: 0,
@@ -338,6 +349,10 @@ impl RpcHandler {
             return;
         };
         if request.attempt != attempt {
+            return;
+        }
+        if request.requestor_gone {
+            finish(&mut requests, correlation_id);
             return;
         }
         let action = match deadline {
