@@ -25,7 +25,7 @@ impl fmt::Display for ConnectionId {
     }
 }
 
-/// What a connection's writer task receives.
+/// An item of a connection's outgoing queue.
 #[derive(Debug)]
 pub enum Outgoing {
     /// The bytes of one binary frame.
@@ -174,17 +174,17 @@ impl Peer {
         }
     }
 
-    /// The connection's id.
+    /// Returns the connection's id.
     pub fn id(&self) -> ConnectionId {
         self.id
     }
 
-    /// The user name the connection logged in with.
+    /// Returns the user name the connection logged in with.
     pub fn user(&self) -> &Arc<str> {
         &self.user
     }
 
-    /// The client data of the login, as JSON text.
+    /// Returns the client data of the login, as JSON text.
     pub fn client_data(&self) -> Option<&Bytes> {
         self.client_data.as_ref()
     }

@@ -37,7 +37,7 @@ pub enum ServerError {
     Bind {
         /// The address from the configuration.
         address: String,
-        /// What the operating system reported.
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -92,7 +92,7 @@ impl Server {
         self
     }
 
-    /// The address the server listens on.
+    /// Returns the address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -225,7 +225,7 @@ impl Session {
 
     fn on_failed_login(&mut self, client_data: Option<Value>) -> Flow {
         self.failed_logins += 1;
-        tracing::warn!(attempt = self.failed_logins, "login refused");
+        tracing::warn!(attempt = self.failed_logins, "login rejected");
         let data = client_data
             .map(|data| Bytes::from(data.to_string()))
             .unwrap_or_default();

@@ -239,7 +239,7 @@ impl RpcHandler {
             .get(&message.correlation_id)
             .is_some_and(|request| request.provider.id() == peer.id());
         if !known {
-            tracing::debug!(correlation_id = %message.correlation_id, "rpc answer for an unknown request");
+            tracing::debug!(correlation_id = %message.correlation_id, "rpc response for an unknown request");
             peer.send(reply(
                 RpcAction::InvalidRpcCorrelationId,
                 &message.name,
