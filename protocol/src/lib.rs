@@ -10,6 +10,9 @@
 //! frame never parses them and never copies them: they are slices of the
 //! received frame. Whoever needs the JSON value parses it.
 //!
+//! [`json_path`] parses the paths of record `PATCH` and `ERASE` messages and
+//! applies them to a parsed document with the official client's rules.
+//!
 //! ```
 //! use deepstream_protocol::{EventAction, EventMessage, TopicMessage};
 //!
@@ -25,6 +28,7 @@
 
 mod error;
 mod frame;
+pub mod json_path;
 
 /// Message types generated from the `.proto` files in `proto/`.
 #[allow(missing_docs, clippy::all)]
