@@ -90,6 +90,18 @@ impl SubscriptionRegistry {
             .collect()
     }
 
+    /// Unsubscribes everyone from `name` and returns who was subscribed.
+    pub fn remove_all(&self, name: &str) -> Vec<Arc<Peer>> {
+        let removed = self.shard(name).remove(name).unwrap_or_default();
+        let mut by_connection = lock(&self.by_connection);
+        for id in removed.keys() {
+            if let Some(names) = by_connection.get_mut(id) {
+                names.remove(name);
+            }
+        }
+        removed.into_values().collect()
+    }
+
     /// Queues `frame` for every subscriber of `name` except `except`.
     /// Returns how many subscribers it was queued for.
     pub fn send(&self, name: &str, frame: &Bytes, except: Option<ConnectionId>) -> usize {
@@ -249,6 +261,23 @@ mod tests {
         assert_eq!(received(&mut ra).await, 0);
         assert_eq!(received(&mut rb).await, 1);
         assert_eq!(registry.send("nobody", &Bytes::from_static(b"f"), None), 0);
+    }
+
+    #[test]
+    fn remove_all_empties_the_name() {
+        let registry = SubscriptionRegistry::new();
+        let (a, _ra) = peer("a");
+        let (b, _rb) = peer("b");
+        registry.subscribe("x", &a).unwrap();
+        registry.subscribe("x", &b).unwrap();
+        registry.subscribe("y", &a).unwrap();
+        assert_eq!(registry.remove_all("x").len(), 2);
+        assert!(!registry.has_subscribers("x"));
+        assert_eq!(
+            registry.remove_connection(a.id()),
+            vec![Arc::<str>::from("y")]
+        );
+        assert!(registry.remove_all("x").is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::auth::{Authenticator, OpenAuthenticator};
 use crate::config::Config;
 use crate::connection;
 use crate::services::Services;
+use crate::storage::{self, Cache, Storage, StorageError};
 
 /// Initial size of a connection's read buffer. Small, because most clients
 /// are idle most of the time; the buffer grows for larger messages.
@@ -44,6 +45,9 @@ pub enum ServerError {
     /// Serving HTTP failed.
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
+    /// The configured cache or storage could not be opened.
+    #[error("opening the record cache and storage failed")]
+    Storage(#[source] StorageError),
 }
 
 /// A bound, not yet running deepstream server.
@@ -62,6 +66,7 @@ pub struct Server {
     local_addr: SocketAddr,
     config: Config,
     authenticator: Arc<dyn Authenticator>,
+    stores: Option<(Arc<dyn Cache>, Arc<dyn Storage>)>,
 }
 
 impl Server {
@@ -83,6 +88,7 @@ impl Server {
             local_addr,
             config,
             authenticator: Arc::new(OpenAuthenticator),
+            stores: None,
         })
     }
 
@@ -92,23 +98,39 @@ impl Server {
         self
     }
 
+    /// Replaces the record cache and storage that the configuration selects.
+    pub fn with_stores(mut self, cache: Arc<dyn Cache>, storage: Arc<dyn Storage>) -> Server {
+        self.stores = Some((cache, storage));
+        self
+    }
+
     /// Returns the address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then closes every connection and
-    /// waits up to ten seconds for them to finish.
+    /// Opens the record cache and storage, then serves until `shutdown`
+    /// completes. Shutdown closes every connection and waits up to ten seconds
+    /// for them, then up to ten seconds for pending record writes.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let stores = match self.stores {
+            Some(stores) => stores,
+            None => storage::open(&self.config)
+                .await
+                .map_err(ServerError::Storage)?,
+        };
+        tracing::info!(cache = %stores.0.description(), storage = %stores.1.description(), "record cache and storage ready");
+
         let (stop_sender, stop_receiver) = watch::channel(false);
         let websocket = self.config.websocket.clone();
         let services = Arc::new(Services::new(
             &self.config,
             websocket.clone().unwrap_or_default(),
             self.authenticator,
+            stores,
             stop_receiver,
         ));
         services.start();

@@ -8,7 +8,9 @@ use crate::auth::Authenticator;
 use crate::config::{Config, EnabledFeatures, WebSocketConfig};
 use crate::handlers::event::EventHandler;
 use crate::handlers::presence::PresenceHandler;
+use crate::handlers::record::RecordHandler;
 use crate::handlers::rpc::RpcHandler;
+use crate::storage::{Cache, Storage};
 
 /// Everything a connection needs besides its socket.
 pub(crate) struct Services {
@@ -18,6 +20,7 @@ pub(crate) struct Services {
     pub(crate) events: EventHandler,
     pub(crate) rpc: Arc<RpcHandler>,
     pub(crate) presence: PresenceHandler,
+    pub(crate) records: Arc<RecordHandler>,
     /// Turns true when the server shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -28,6 +31,7 @@ impl Services {
         config: &Config,
         websocket: WebSocketConfig,
         authenticator: Arc<dyn Authenticator>,
+        (cache, storage): (Arc<dyn Cache>, Arc<dyn Storage>),
         shutdown: watch::Receiver<bool>,
     ) -> Services {
         Services {
@@ -37,6 +41,12 @@ impl Services {
             events: EventHandler::new(config.listen.clone()),
             rpc: RpcHandler::new(config.rpc.clone()),
             presence: PresenceHandler::new(),
+            records: RecordHandler::new(
+                cache,
+                storage,
+                config.record.clone(),
+                config.listen.clone(),
+            ),
             shutdown,
         }
     }
@@ -44,5 +54,6 @@ impl Services {
     /// Starts the handlers' background timers. Must run inside the runtime.
     pub(crate) fn start(&self) {
         self.events.start();
+        self.records.start();
     }
 }

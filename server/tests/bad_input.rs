@@ -245,8 +245,8 @@ async fn unknown_action_is_reported() {
 }
 
 #[tokio::test]
-async fn record_topic_is_unknown() {
-    let server = TestServer::start(|_| {}).await;
+async fn disabled_record_topic_is_unknown() {
+    let server = TestServer::start(|config| config.features.record = false).await;
     let mut bystanders = Bystanders::join(&server).await;
     let mut client = server.login("mallory").await;
     let subscribe = RecordMessage {

@@ -138,6 +138,7 @@ impl Session {
         if let Phase::Open(peer) = &self.phase {
             self.services.events.remove_connection(self.id);
             self.services.rpc.remove_connection(self.id);
+            self.services.records.remove_connection(self.id);
             self.services.presence.disconnected(peer);
         }
         self.phase = Phase::AwaitingChallenge;
@@ -260,6 +261,9 @@ impl Session {
                 self.services.events.handle(peer, event)
             }
             TopicMessage::Rpc(rpc) if features.rpc => self.services.rpc.handle(peer, rpc),
+            TopicMessage::Record(record) if features.record => {
+                self.services.records.handle(peer, record)
+            }
             TopicMessage::Presence(presence) if features.presence => {
                 self.services.presence.handle(peer, presence)
             }

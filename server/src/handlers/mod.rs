@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod presence;
+pub mod record;
 pub mod rpc;
 
 /// Returns the names of a bulk message: `names`, or the single `name` when

@@ -20,7 +20,7 @@ use deepstream_protocol::{
     ParserMessage, PresenceMessage, RpcMessage, TopicMessage,
 };
 use deepstream_server::auth::Authenticator;
-use deepstream_server::config::WebSocketConfig;
+use deepstream_server::config::{StorageConfig, WebSocketConfig};
 use deepstream_server::{Config, Server, ServerError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -72,6 +72,8 @@ impl TestServer {
         let mut config = Config::embedded();
         config.http.host = LOOPBACK.to_owned();
         config.http.port = 0;
+        // Records live in memory so that test servers share no files.
+        config.storage = StorageConfig::Memory;
         configure(&mut config);
         assert_eq!(
             config.http.host, LOOPBACK,
