@@ -9,6 +9,7 @@
 //!
 //! Records, permissions, the HTTP API, monitoring and clustering are not part
 //! of this crate yet: a RECORD message gets a `PARSER UNKNOWN_TOPIC` error.
+//! [`storage`] contains the cache and storage backends that records use.
 
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod peer;
 pub mod registry;
 mod server;
 mod services;
+pub mod storage;
 
 pub use config::Config;
 pub use server::{Server, ServerError};

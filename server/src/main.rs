@@ -1,5 +1,6 @@
 //! The `deepstream` command: starts the server.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,8 +63,10 @@ fn main() -> ExitCode {
         }
     };
     let mut config = loaded.config;
+    let mut notices = loaded.notices;
     if let Some(host) = args.host {
         config.http.host = host;
+        notices.retain(|notice| notice.key != "httpServer.options.host");
     }
     if let Some(port) = args.port {
         config.http.port = port;
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
         Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         None => tracing::info!("no configuration file found, using the embedded defaults"),
     }
-    for notice in &loaded.notices {
+    for notice in &notices {
         tracing::warn!(key = %notice.key, "{}", notice.message);
     }
 
@@ -146,9 +149,14 @@ fn init_logging(level: LogLevel) {
         LogLevel::Error => "error",
         LogLevel::Off => "off",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The WebSocket and HTTP libraries log every closed socket at debug level,
+    // which reads like a fault; keep them at info unless RUST_LOG says otherwise.
+    let directives = format!("{default},tungstenite=info,tokio_tungstenite=info,hyper=info");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colors)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -10,9 +10,12 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::auth::{Authenticator, OpenAuthenticator};
 use crate::config::Config;
@@ -26,8 +29,14 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Bytes the WebSocket layer collects before it writes to the socket on its
 /// own; the connection's writer also flushes after every batch.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// How long shutdown waits for connections to close.
+/// How long shutdown waits for connections to close, and then for pending
+/// record writes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers. An HTTP
+/// connection idle for this long, before or between requests, is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept, such as when file descriptors ran out.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +51,6 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    /// Serving HTTP failed.
-    #[error("HTTP server failed")]
-    Serve(#[source] std::io::Error),
     /// The configured cache or storage could not be opened.
     #[error("opening the record cache and storage failed")]
     Storage(#[source] StorageError),
@@ -131,7 +137,7 @@ impl Server {
             websocket.clone().unwrap_or_default(),
             self.authenticator,
             stores,
-            stop_receiver,
+            stop_receiver.clone(),
         ));
         services.start();
         tracing::info!("handlers started");
@@ -147,20 +153,21 @@ impl Server {
             None => tracing::warn!("no ws-binary endpoint configured; clients cannot connect"),
         }
         let router = router.with_state(Endpoint {
-            services,
+            services: services.clone(),
             tracker: tracker.clone(),
         });
 
         tracing::info!(address = %self.local_addr, health_check = %self.config.http.health_check_path, "listening for HTTP and WebSocket connections");
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
+        let accepting = accept_connections(self.listener, router, stop_receiver, tracker.clone());
+        tokio::pin!(accepting);
+        tokio::select! {
+            () = &mut accepting => {}
+            () = shutdown => {
                 tracing::info!("shutting down: closing connections");
                 let _ = stop_sender.send(true);
-            })
-            .await
-            .map_err(ServerError::Serve);
+                accepting.await;
+            }
+        }
 
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -172,8 +179,67 @@ impl Server {
                 "connections still open after the shutdown timeout"
             );
         }
+        if !services.records.drain(DRAIN_TIMEOUT).await {
+            tracing::error!(
+                "record operations still pending after the shutdown timeout; their writes may be lost"
+            );
+        }
         tracing::info!("server stopped");
-        result
+        Ok(())
+    }
+}
+
+/// Accepts TCP connections and serves HTTP/1.1 on each, with WebSocket
+/// upgrades, until `stop` turns true. Connections are tracked by `tracker`;
+/// on stop each finishes its current request and closes.
+async fn accept_connections(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually too many open files: wait instead of spinning.
+                    tracing::warn!(%error, "accepting a TCP connection failed");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY failed");
+        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                router.clone().oneshot(request)
+            },
+        );
+        let mut stop = stop.clone();
+        tracker.spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%remote, %error, "HTTP connection ended with an error");
+            }
+        });
     }
 }
 

@@ -11,7 +11,7 @@ use super::read::{Check, KeyPath, Reader};
 use super::text::{self, Comments, EnvLookup};
 use super::{
     Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, endpoints,
-    services,
+    services, storage,
 };
 
 /// The top-level keys of deepstream 7.0's config schema, which are all this loader accepts.
@@ -54,16 +54,37 @@ pub(super) fn load(path: &Path, env: &EnvLookup) -> Result<Loaded, ConfigError> 
         FileFormat::Json => Comments::None,
     };
     let substituted = text::substitute_env(path, &raw, comments, env, &mut notices)?;
-    let mut root = text::parse(path, &substituted, format)?;
-    Includes::new(path, env, &mut notices).resolve(&KeyPath::root(), &mut root)?;
+    let mut root =
+        text::parse(path, &substituted, format).map_err(|error| with_unset(error, &notices))?;
+    Includes::new(path, env, &mut notices)
+        .resolve(&KeyPath::root(), &mut root)
+        .map_err(|error| with_unset(error, &notices))?;
 
     let mut reader = Reader::new(path);
-    let mut config = read_config(&mut reader, &root)?;
+    let mut config =
+        read_config(&mut reader, &root).map_err(|error| with_unset(error, &notices))?;
     config.source = Some(path.to_path_buf());
     notices.extend(reader.into_notices());
 
     tracing::debug!(file = %path.display(), notices = notices.len(), "loaded config file");
     Ok(Loaded { config, notices })
+}
+
+/// Adds the unset environment variables to an error, since an empty
+/// substitution is a likely cause of it.
+fn with_unset(error: ConfigError, notices: &[super::Notice]) -> ConfigError {
+    let variables: Vec<String> = notices
+        .iter()
+        .filter(|notice| notice.key.starts_with("${"))
+        .map(|notice| notice.key.clone())
+        .collect();
+    if variables.is_empty() {
+        return error;
+    }
+    ConfigError::UnsetVariables {
+        variables: variables.join(", "),
+        source: Box::new(error),
+    }
 }
 
 /// Returns a name that differs between servers, in deepstream's format: the time in
@@ -113,14 +134,16 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
             "auth" => services::auth(reader, &path, value)?,
             "permission" => services::permission(reader, &path, value)?,
             "plugins" => services::custom_plugins(reader, &path, value)?,
-            "record" => record(reader, &path, value)?,
+            "record" => config.record = storage::record(reader, &path, value)?,
+            "storage" => config.storage = storage::storage(reader, &path, value)?,
+            "cache" => config.cache = storage::cache(reader, &path, value)?,
             "libDir" => accept(reader, &path, value, Check::TextOrNull)?,
             "showLogo" | "exitOnFatalError" => accept(reader, &path, value, Check::Bool)?,
             "dependencyInitializationTimeout" => {
                 accept(reader, &path, value, Check::Number { min: 1000 })?;
             }
-            "logger" | "cache" | "storage" | "subscriptions" | "monitoring" | "telemetry"
-            | "locks" | "clusterNode" | "clusterRegistry" | "clusterStates" => {
+            "logger" | "subscriptions" | "monitoring" | "telemetry" | "locks" | "clusterNode"
+            | "clusterRegistry" | "clusterStates" => {
                 services::unsupported_service(reader, &path, key, value)?;
             }
             _ => return Err(unknown_key(reader.file(), key)),
@@ -210,24 +233,6 @@ fn listen(
         }
     }
     Ok(listen)
-}
-
-/// Checks the `record` section, none of which this server uses yet.
-fn record(reader: &mut Reader<'_>, path: &KeyPath, value: &Value) -> Result<(), ConfigError> {
-    for (key, value) in reader.entries(path, value)? {
-        let path = path.key(key);
-        match key {
-            "cacheRetrievalTimeout" | "storageRetrievalTimeout" => {
-                reader.millis(&path, value, 1)?;
-            }
-            "storageExclusionPrefixes" | "storageHotPathPrefixes" => {
-                reader.check(&path, value, Check::TextsOrNull)?;
-            }
-            _ => reader.unknown_option(&path),
-        }
-    }
-    reader.not_supported_yet(path, value);
-    Ok(())
 }
 
 fn unknown_key(file: &Path, key: &str) -> ConfigError {

@@ -7,6 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// An error in a file that uses environment variables which are not set.
+    #[error("{source} (environment variables not set, so replaced by empty text: {variables})")]
+    UnsetVariables {
+        /// The unset variables as written in the file, such as `${PORT}`.
+        variables: String,
+        /// The error itself.
+        source: Box<ConfigError>,
+    },
     /// The file does not exist.
     #[error("file not found: {}", file.display())]
     NotFound {

@@ -18,6 +18,9 @@
 //! - `fileLoad(...)` must be the whole value of a string, which is the only form that works
 //!   in deepstream too.
 //! - `.js` config files are not supported.
+//! - `storage: {type: default}` is a persistent embedded file, where deepstream's default
+//!   storage keeps nothing. The storage and cache types `memory`, `postgres` and `redis` are
+//!   built in, and deepstream's plugin form `name: postgres` / `name: redis` selects them.
 
 mod discover;
 mod document;
@@ -26,6 +29,7 @@ mod error;
 mod include;
 mod read;
 mod services;
+mod storage;
 mod text;
 
 #[cfg(test)]
@@ -36,6 +40,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, FileFormat, TextPosition};
+pub use storage::{
+    CacheConfig, PostgresConfig, PostgresConnection, RecordConfig, RedisConfig, RedisConnection,
+    Secret, StorageConfig,
+};
 
 /// The settings the server runs with, after defaults, the file and its includes are merged.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +62,12 @@ pub struct Config {
     pub rpc: RpcConfig,
     /// Listening (providers for subscriptions) timeouts and options (`listen`).
     pub listen: ListenConfig,
+    /// Record timeouts and storage prefixes (`record`).
+    pub record: RecordConfig,
+    /// The storage that keeps records across restarts (`storage`).
+    pub storage: StorageConfig,
+    /// The cache that is read before the storage (`cache`).
+    pub cache: CacheConfig,
     /// The topics that clients may use (`enabledFeatures`).
     pub features: EnabledFeatures,
     /// The file the settings were loaded from, or `None` for the embedded defaults.
@@ -189,7 +203,8 @@ pub struct Notice {
 
 impl Config {
     /// Returns the embedded defaults: deepstream's defaults, except that the HTTP listener
-    /// binds 127.0.0.1 where deepstream binds all interfaces.
+    /// binds 127.0.0.1 where deepstream binds all interfaces, and that the default storage is
+    /// the embedded file `./deepstream-data/records.redb` where deepstream stores nothing.
     pub fn embedded() -> Config {
         Config {
             server_name: document::generate_server_name(),
@@ -198,6 +213,9 @@ impl Config {
             websocket: Some(WebSocketConfig::default()),
             rpc: RpcConfig::default(),
             listen: ListenConfig::default(),
+            record: RecordConfig::default(),
+            storage: StorageConfig::default(),
+            cache: CacheConfig::default(),
             features: EnabledFeatures::default(),
             source: None,
         }

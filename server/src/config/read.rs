@@ -42,8 +42,6 @@ pub(super) enum Check {
     Uri,
     /// A list of strings.
     Texts,
-    /// A list of strings, or null.
-    TextsOrNull,
     /// A list of whole numbers.
     WholeNumbers,
     /// A whole number of at least 1, or a boolean.
@@ -335,8 +333,6 @@ impl<'a> Reader<'a> {
             Check::LogLevel => self.log_level(path, value).map(drop),
             Check::Uri => self.uri(path, value).map(drop),
             Check::Texts => self.texts(path, value).map(drop),
-            Check::TextsOrNull if value.is_null() => Ok(()),
-            Check::TextsOrNull => self.texts(path, value).map(drop),
             Check::WholeNumbers => {
                 self.each_item(path, value, "a list of whole numbers", |item_path, item| {
                     self.whole_number(item_path, item, 0, u64::MAX, "a whole number")

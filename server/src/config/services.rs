@@ -1,5 +1,6 @@
 //! The service sections: `auth`, `permission`, `plugins` and the plugin-style sections that
-//! this server accepts without implementing them yet (`cache`, `storage`, `logger`, ...).
+//! this server accepts without implementing them yet (`logger`, `monitoring`, ...). The
+//! `cache` and `storage` sections are read in `storage.rs`.
 
 use serde_yaml::Value;
 
@@ -49,16 +50,6 @@ const UNSUPPORTED_SERVICES: &[ServiceSchema] = &[
             ("logLevel", Check::LogLevel),
             ("options", Check::Mapping),
         ],
-    },
-    ServiceSchema {
-        key: "cache",
-        types: &["default"],
-        options: &[],
-    },
-    ServiceSchema {
-        key: "storage",
-        types: &["default"],
-        options: &[],
     },
     ServiceSchema {
         key: "subscriptions",
@@ -183,13 +174,81 @@ pub(super) fn permission(
         ));
     }
     if plugin.kind == Some("config") {
+        let rules = value
+            .get("options")
+            .and_then(|options| options.get("permissions"));
+        if let Some(restriction) = find_restriction(rules) {
+            return Err(reader.unsupported(
+                path,
+                format!(
+                    "permission rules are not enforced yet by this server, and these rules \
+                     restrict clients ({restriction}), so it does not start rather than allow \
+                     every action. Set `permission.type` to `none` to run without permission checks"
+                ),
+            ));
+        }
         reader.notice(
             path,
-            "permission rules are not enforced yet by this server, so every client may perform \
-             every action",
+            "permission rules are not enforced yet by this server; the configured rules allow \
+             every action, which is what the server does",
         );
     }
     Ok(())
+}
+
+/// The actions of each topic in deepstream's permission rules.
+const PERMISSION_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "record",
+        &["create", "write", "read", "delete", "listen", "notify"],
+    ),
+    ("event", &["publish", "subscribe", "listen"]),
+    ("rpc", &["provide", "request"]),
+    ("presence", &["allow"]),
+];
+
+/// Returns a description of the first rule that denies or limits an action,
+/// or None when the rules allow every action on every name, as deepstream's
+/// shipped `permissions.yml` does. A missing rule denies in deepstream.
+fn find_restriction(rules: Option<&Value>) -> Option<String> {
+    let Some(rules) = rules else {
+        return Some("no rules were loaded from `options.permissions`".to_owned());
+    };
+    if let Some(path) = first_non_true_leaf(rules, String::new()) {
+        return Some(format!("`{path}` is not `true`"));
+    }
+    for (topic, actions) in PERMISSION_ACTIONS {
+        for action in *actions {
+            let rule = rules
+                .get(*topic)
+                .and_then(|topic| topic.get("*"))
+                .and_then(|all| all.get(*action));
+            if rule.is_none() {
+                return Some(format!("`{topic}.*.{action}` is missing, which denies it"));
+            }
+        }
+    }
+    None
+}
+
+fn first_non_true_leaf(value: &Value, path: String) -> Option<String> {
+    match value {
+        Value::Bool(true) => None,
+        Value::String(text) if text.trim() == "true" => None,
+        Value::Mapping(map) => map.iter().find_map(|(key, child)| {
+            let key = match key {
+                Value::String(key) => key.clone(),
+                other => format!("{other:?}"),
+            };
+            let child_path = if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            };
+            first_non_true_leaf(child, child_path)
+        }),
+        _ => Some(path),
+    }
 }
 
 /// Checks `plugins`, a mapping of custom plugin names to plugin entries. Each one produces a
@@ -205,10 +264,18 @@ pub(super) fn custom_plugins(
     for (name, entry) in reader.entries(path, value)? {
         let entry_path = path.key(name);
         reader.check(&entry_path, entry, Check::Mapping)?;
-        reader.notice(
-            &entry_path,
-            "custom plugins are not supported yet by this server, so this plugin is not loaded",
-        );
+        let message = match name {
+            // deepstream 3 configured the cache and the storage here; deepstream 4 and later
+            // load any entry here as a generic plugin.
+            "cache" | "storage" => format!(
+                "custom plugins are not supported yet by this server, so this plugin is not \
+                 loaded. To choose the {name}, set the top-level `{name}` key instead"
+            ),
+            _ => "custom plugins are not supported yet by this server, so this plugin is not \
+                  loaded"
+                .to_owned(),
+        };
+        reader.notice(&entry_path, message);
     }
     Ok(())
 }

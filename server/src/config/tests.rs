@@ -139,6 +139,23 @@ fn embedded_defaults_match_deepstream() {
             presence: true
         }
     );
+
+    assert_eq!(
+        config.record,
+        RecordConfig {
+            storage_exclusion_prefixes: Vec::new(),
+            storage_hot_path_prefixes: Vec::new(),
+            cache_retrieval_timeout: Duration::from_millis(1_000),
+            storage_retrieval_timeout: Duration::from_millis(2_000),
+        }
+    );
+    assert_eq!(
+        config.storage,
+        StorageConfig::Embedded {
+            path: PathBuf::from("./deepstream-data/records.redb")
+        }
+    );
+    assert_eq!(config.cache, CacheConfig::Memory);
 }
 
 #[test]
@@ -185,7 +202,6 @@ fn shipped_config_loads_with_notices() {
             "showLogo",
             "dependencyInitializationTimeout",
             "telemetry",
-            "record",
             "connectionEndpoints[1]",
             "logger",
             "permission",
@@ -193,7 +209,17 @@ fn shipped_config_loads_with_notices() {
             "httpServer.options.host",
         ]
     );
-    let permission = &loaded.notices[6];
+    assert_eq!(
+        config.record.cache_retrieval_timeout,
+        Duration::from_millis(30_000)
+    );
+    assert_eq!(
+        config.record.storage_retrieval_timeout,
+        Duration::from_millis(30_000)
+    );
+    assert_eq!(config.storage, StorageConfig::default());
+    assert_eq!(config.cache, CacheConfig::Memory);
+    let permission = &loaded.notices[5];
     assert!(permission.message.contains("every action"), "{permission}");
 }
 
@@ -639,8 +665,8 @@ fn wrong_value_types_name_key_and_expectation() {
             "invalid value for `locks.options.holdTimeout` in CONFIG: expected a whole number, at least 50, found the number 10",
         ),
         (
-            "cache:\n  type: redis\n",
-            "invalid value for `cache.type` in CONFIG: expected one of default, found a string (\"redis\")",
+            "cache:\n  type: memcached\n",
+            "invalid value for `cache.type` in CONFIG: expected one of default, memory, redis (or `name: redis`), found a string (\"memcached\")",
         ),
         (
             "dependencyInitializationTimeout: 10\n",
@@ -738,8 +764,6 @@ fn each_unsupported_key_gives_one_notice() {
         "showLogo: true\n\
          exitOnFatalError: false\n\
          libDir: ../lib\n\
-         cache:\n  name: redis\n  options:\n    host: 127.0.0.1\n    port: 6379\n\
-         storage:\n  type: default\n\
          plugins:\n  custom:\n    path: ./plugin.js\n  heap-snapshot:\n    name: heap-snapshot\n\
          enabledFeatures:\n  monitoring: true\n\
          rpc:\n  ackTimout: 1000\n\
@@ -752,8 +776,6 @@ fn each_unsupported_key_gives_one_notice() {
         [
             "showLogo",
             "libDir",
-            "cache",
-            "storage",
             "plugins.custom",
             "plugins.heap-snapshot",
             "enabledFeatures.monitoring",
@@ -764,9 +786,9 @@ fn each_unsupported_key_gives_one_notice() {
         ]
     );
     assert!(
-        loaded.notices[9].message.contains("without TLS"),
+        loaded.notices[7].message.contains("without TLS"),
         "{}",
-        loaded.notices[9]
+        loaded.notices[7]
     );
 }
 
@@ -973,13 +995,66 @@ fn other_auth_types_are_unsupported() {
     assert!(message.contains("`auth[0].type`"), "{message}");
 }
 
+/// Rules that allow every action, like deepstream's shipped `permissions.yml`.
+const ALLOW_ALL_RULES: &str = r#"{
+    "record": {"*": {"create": true, "write": true, "read": "true", "delete": true, "listen": true, "notify": true}},
+    "event": {"*": {"publish": true, "subscribe": true, "listen": true}, "chat/.*": {"publish": true}},
+    "rpc": {"*": {"provide": true, "request": true}},
+    "presence": {"*": {"allow": true}}
+}"#;
+
+#[test]
+fn restrictive_permissions_stop_start() {
+    let cases = [
+        (
+            r#""publish": true"#,
+            r#""publish": "user.id === 'admin'""#,
+            "`event.*.publish` is not `true`",
+        ),
+        (
+            r#""allow": true"#,
+            r#""allow": false"#,
+            "`presence.*.allow` is not `true`",
+        ),
+        (r#", "notify": true"#, "", "`record.*.notify` is missing"),
+    ];
+    for (allowed, restricted, expected) in cases {
+        let rules = ALLOW_ALL_RULES.replacen(allowed, restricted, 1);
+        assert_ne!(rules, ALLOW_ALL_RULES, "the case must change the rules");
+        let dir = TempDir::new();
+        dir.write("rules.json", &rules);
+        let path = dir.write(
+            "config.yml",
+            "permission:\n  type: config\n  options:\n    permissions: fileLoad(rules.json)\n",
+        );
+        let error = document::load(&path, &no_env).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, ConfigError::Unsupported { .. }),
+            "{message}"
+        );
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains("`permission.type` to `none`"), "{message}");
+    }
+}
+
+#[test]
+fn permission_config_without_rules_stops_start() {
+    let (error, message) = yaml_error("permission:\n  type: config\n");
+    assert!(
+        matches!(error, ConfigError::Unsupported { .. }),
+        "{message}"
+    );
+    assert!(message.contains("no rules were loaded"), "{message}");
+}
+
 #[test]
 fn permission_types() {
     let none = load_yaml("permission:\n  type: none\n").unwrap();
     assert_eq!(notice_keys(&none), ["httpServer.options.host"]);
 
     let dir = TempDir::new();
-    dir.write("rules.json", "{\"record\": {\"*\": {\"read\": true}}}");
+    dir.write("rules.json", ALLOW_ALL_RULES);
     let path = dir.write("config.yml", "permission:\n  type: config\n  options:\n    permissions: fileLoad(rules.json)\n    maxRuleIterations: 3\n");
     let config = document::load(&path, &no_env).unwrap();
     assert_eq!(
@@ -1102,4 +1177,563 @@ fn discovery_searches_conf_folders_in_order() {
         chosen_file(&no_env, &[dir.path().join("none")]).unwrap(),
         None
     );
+}
+
+/// Loads YAML that must load and returns the notices' keys and the config.
+fn load_ok(content: &str) -> (Config, Vec<String>) {
+    let loaded = load_yaml(content).unwrap_or_else(|error| panic!("{content:?}: {error}"));
+    let keys = notice_keys(&loaded)
+        .into_iter()
+        .filter(|key| *key != "httpServer.options.host")
+        .map(str::to_owned)
+        .collect();
+    (loaded.config, keys)
+}
+
+fn postgres_of(config: &Config) -> &PostgresConfig {
+    match &config.storage {
+        StorageConfig::Postgres(postgres) => postgres,
+        other => panic!("expected a PostgreSQL storage, got {other:?}"),
+    }
+}
+
+fn redis_of(config: &Config) -> &RedisConfig {
+    match &config.cache {
+        CacheConfig::Redis(redis) => redis,
+        other => panic!("expected a Redis cache, got {other:?}"),
+    }
+}
+
+#[test]
+fn record_options_are_read() {
+    let (config, notices) = load_ok(
+        "record:\n  cacheRetrievalTimeout: 500\n  storageRetrievalTimeout: 750\n\
+         \x20 storageExclusionPrefixes: [private/, temp/]\n  storageHotPathPrefixes: [hot/]\n\
+         \x20 colour: red\n",
+    );
+
+    assert_eq!(
+        config.record,
+        RecordConfig {
+            storage_exclusion_prefixes: vec!["private/".to_owned(), "temp/".to_owned()],
+            storage_hot_path_prefixes: vec!["hot/".to_owned()],
+            cache_retrieval_timeout: Duration::from_millis(500),
+            storage_retrieval_timeout: Duration::from_millis(750),
+        }
+    );
+    assert_eq!(notices, ["record.colour"]);
+
+    let (config, notices) =
+        load_ok("record:\n  storageExclusionPrefixes: null\n  storageHotPathPrefixes: ~\n");
+    assert_eq!(config.record, RecordConfig::default());
+    assert!(notices.is_empty(), "{notices:?}");
+}
+
+#[test]
+fn record_option_errors_name_key() {
+    let cases = [
+        (
+            "record:\n  cacheRetrievalTimeout: 0\n",
+            "invalid value for `record.cacheRetrievalTimeout` in CONFIG: expected a whole number of milliseconds from 1 to 2147483647, found the number 0",
+        ),
+        (
+            "record:\n  storageRetrievalTimeout: soon\n",
+            "invalid value for `record.storageRetrievalTimeout` in CONFIG: expected a whole number of milliseconds from 1 to 2147483647, found a string (\"soon\")",
+        ),
+        (
+            "record:\n  storageExclusionPrefixes: private/\n",
+            "invalid value for `record.storageExclusionPrefixes` in CONFIG: expected a list of strings, found a string (\"private/\")",
+        ),
+        (
+            "record:\n  storageHotPathPrefixes: [hot/, 7]\n",
+            "invalid value for `record.storageHotPathPrefixes[1]` in CONFIG: expected a string, found the number 7",
+        ),
+    ];
+    for (content, expected) in cases {
+        let (_, message) = yaml_error(content);
+        assert_eq!(message, expected, "for {content:?}");
+    }
+}
+
+#[test]
+fn default_storage_is_embedded_file() {
+    let cases = [
+        (
+            "storage:\n  type: default\n",
+            "./deepstream-data/records.redb",
+        ),
+        (
+            "storage:\n  type: default\n  options:\n    path: /srv/deepstream/records.redb\n",
+            "/srv/deepstream/records.redb",
+        ),
+        (
+            "storage:\n  options:\n    path: data/x.redb\n",
+            "data/x.redb",
+        ),
+    ];
+    for (content, path) in cases {
+        let (config, notices) = load_ok(content);
+        assert_eq!(
+            config.storage,
+            StorageConfig::Embedded {
+                path: PathBuf::from(path)
+            },
+            "{content:?}"
+        );
+        assert!(notices.is_empty(), "{content:?}: {notices:?}");
+    }
+
+    let (_, notices) = load_ok("storage:\n  type: default\n  options:\n    cacheSize: 10\n");
+    assert_eq!(notices, ["storage.options.cacheSize"]);
+
+    let (_, message) = yaml_error("storage:\n  options:\n    path: ''\n");
+    assert_eq!(
+        message,
+        "invalid value for `storage.options.path` in CONFIG: expected a non-empty string, found a string (\"\")"
+    );
+}
+
+#[test]
+fn memory_storage_gives_notice() {
+    let loaded = load_yaml("storage:\n  type: memory\n").unwrap();
+
+    assert_eq!(loaded.config.storage, StorageConfig::Memory);
+    let notice = &loaded.notices[0];
+    assert_eq!(notice.key, "storage.type");
+    assert!(
+        notice.message.contains("lost when the server stops"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn postgres_storage_options_are_read() {
+    let options = "  options:\n    host: db.internal\n    port: 6543\n    user: deepstream\n\
+                   \x20   password: hunter2\n    database: realtime\n    schema: app\n\
+                   \x20   table: documents\n    max: 8\n    connectionTimeoutMillis: 2500\n";
+    let expected = PostgresConfig {
+        connection: PostgresConnection::Parameters {
+            host: "db.internal".to_owned(),
+            port: 6543,
+            user: "deepstream".to_owned(),
+            password: Some(Secret::new("hunter2")),
+            database: "realtime".to_owned(),
+        },
+        schema: "app".to_owned(),
+        table: "documents".to_owned(),
+        max_connections: 8,
+        connect_timeout: Duration::from_millis(2500),
+    };
+    for selection in ["  type: postgres\n", "  name: postgres\n"] {
+        let (config, notices) = load_ok(&format!("storage:\n{selection}{options}"));
+        assert_eq!(*postgres_of(&config), expected, "{selection}");
+        assert!(notices.is_empty(), "{notices:?}");
+    }
+}
+
+#[test]
+fn postgres_storage_defaults() {
+    let (config, _) = load_ok("storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n");
+
+    assert_eq!(
+        *postgres_of(&config),
+        PostgresConfig {
+            connection: PostgresConnection::Parameters {
+                host: "127.0.0.1".to_owned(),
+                port: 5432,
+                user: "postgres".to_owned(),
+                password: None,
+                database: "postgres".to_owned(),
+            },
+            schema: "ds".to_owned(),
+            table: "records".to_owned(),
+            max_connections: 4,
+            connect_timeout: Duration::from_millis(10_000),
+        }
+    );
+
+    let (config, _) =
+        load_ok("storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    user: app\n");
+    let PostgresConnection::Parameters { database, .. } = &postgres_of(&config).connection else {
+        panic!("expected separate connection options");
+    };
+    assert_eq!(database, "app", "the database defaults to the user's name");
+}
+
+#[test]
+fn postgres_connection_string_is_accepted() {
+    let (config, notices) = load_ok(
+        "storage:\n  name: postgres\n  options:\n\
+         \x20   connectionString: postgresql://app:pw@127.0.0.1:5432/realtime\n    table: t\n",
+    );
+
+    let postgres = postgres_of(&config);
+    assert_eq!(
+        postgres.connection,
+        PostgresConnection::ConnectionString(Secret::new(
+            "postgresql://app:pw@127.0.0.1:5432/realtime"
+        ))
+    );
+    assert_eq!(postgres.table, "t");
+    assert!(notices.is_empty(), "{notices:?}");
+
+    let (config, _) = load_ok(
+        "storage:\n  type: postgres\n  options:\n\
+         \x20   connectionString: 'host=127.0.0.1 user=app dbname=realtime'\n",
+    );
+    assert!(matches!(
+        postgres_of(&config).connection,
+        PostgresConnection::ConnectionString(_)
+    ));
+}
+
+#[test]
+fn postgres_connector_options_give_notices() {
+    let (_, notices) = load_ok(
+        "storage:\n  name: postgres\n  options:\n    host: 127.0.0.1\n    writeInterval: 200\n\
+         \x20   splitChar: /\n    useJsonb: true\n    notifications: {INSERT: false}\n\
+         \x20   idleTimeoutMillis: 200\n    ssl: false\n",
+    );
+
+    assert_eq!(
+        notices,
+        [
+            "storage.options.writeInterval",
+            "storage.options.splitChar",
+            "storage.options.useJsonb",
+            "storage.options.notifications",
+            "storage.options.idleTimeoutMillis",
+        ]
+    );
+}
+
+#[test]
+fn postgres_option_errors_name_key_and_fix() {
+    let cases = [
+        (
+            "storage:\n  type: postgres\n",
+            "invalid value for `storage.options.host` in CONFIG: expected the PostgreSQL server's host (or a `connectionString`); this server has no default database host, found null",
+        ),
+        (
+            "storage:\n  name: postgres\n  options:\n    user: app\n",
+            "invalid value for `storage.options.host` in CONFIG: expected the PostgreSQL server's host (or a `connectionString`); this server has no default database host, found null",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    connectionString: postgresql://a@127.0.0.1/b\n",
+            "invalid value for `storage.options.host` in CONFIG: expected either `connectionString` or `host` with the other connection options, found both `connectionString` and `host`",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    connectionString: postgresql://a@127.0.0.1/b\n    password: hunter2\n",
+            "invalid value for `storage.options.password` in CONFIG: expected no separate connection options when `connectionString` is set, found a string (\"***\")",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    connectionString: postgresql://app:hunter2@/realtime\n",
+            "invalid value for `storage.options.connectionString` in CONFIG: expected a PostgreSQL connection string such as `postgresql://user:password@127.0.0.1:5432/database`, found a string that names no host",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    connectionString: postgresql://127.0.0.1/realtime\n",
+            "invalid value for `storage.options.connectionString` in CONFIG: expected a PostgreSQL connection string such as `postgresql://user:password@127.0.0.1:5432/database`, found a string that names no user",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    port: 0\n",
+            "invalid value for `storage.options.port` in CONFIG: expected a port number from 1 to 65535, found the number 0",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    max: 0\n",
+            "invalid value for `storage.options.max` in CONFIG: expected a whole number from 1 to 1000, found the number 0",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    password: 1234\n",
+            "invalid value for `storage.options.password` in CONFIG: expected a non-empty string, found the number 1234",
+        ),
+        (
+            "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    table: ''\n",
+            "invalid value for `storage.options.table` in CONFIG: expected a PostgreSQL identifier of 1 to 63 bytes, found a string (\"\")",
+        ),
+    ];
+    for (content, expected) in cases {
+        let (error, message) = yaml_error(content);
+        assert!(
+            matches!(error, ConfigError::InvalidValue { .. }),
+            "{content:?} gave {message}"
+        );
+        assert_eq!(message, expected, "for {content:?}");
+        assert!(
+            !message.contains("hunter2"),
+            "the message shows the password: {message}"
+        );
+    }
+
+    let long_schema = "s".repeat(64);
+    let (_, message) = yaml_error(&format!(
+        "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    schema: {long_schema}\n"
+    ));
+    assert!(message.contains("`storage.options.schema`"), "{message}");
+
+    let (_, message) = yaml_error(
+        "storage:\n  type: postgres\n  options:\n    connectionString: 'host=127.0.0.1 password=hunter2 port=notaport'\n",
+    );
+    assert!(
+        message.contains("found a string that does not parse"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "the message shows the password: {message}"
+    );
+}
+
+#[test]
+fn postgres_tls_is_unsupported() {
+    for content in [
+        "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    ssl: true\n",
+        "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    ssl: {rejectUnauthorized: false}\n",
+        "storage:\n  type: postgres\n  options:\n    connectionString: postgresql://a@127.0.0.1/b?sslmode=require\n",
+    ] {
+        let (error, message) = yaml_error(content);
+        assert!(
+            matches!(error, ConfigError::Unsupported { .. }),
+            "{content:?} gave {message}"
+        );
+        assert!(message.contains("without TLS"), "{message}");
+    }
+}
+
+#[test]
+fn unknown_storage_types_are_errors() {
+    let (error, message) = yaml_error("storage:\n  type: mongodb\n");
+    assert!(
+        matches!(error, ConfigError::InvalidValue { .. }),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        "invalid value for `storage.type` in CONFIG: expected one of default, memory, postgres (or `name: postgres`), found a string (\"mongodb\")"
+    );
+
+    let (error, message) = yaml_error("storage:\n  name: rethinkdb\n");
+    assert!(
+        matches!(error, ConfigError::Unsupported { .. }),
+        "{message}"
+    );
+    assert!(
+        message.starts_with(
+            "unsupported value for `storage.name` in CONFIG: storage plugin `rethinkdb` is not available"
+        ),
+        "{message}"
+    );
+
+    let (error, message) = yaml_error("storage:\n  path: ./my-storage.js\n");
+    assert!(
+        matches!(error, ConfigError::Unsupported { .. }),
+        "{message}"
+    );
+    assert!(message.contains("custom storage plugins"), "{message}");
+
+    let (error, message) = yaml_error("storage: default\n");
+    assert!(
+        matches!(error, ConfigError::InvalidValue { .. }),
+        "{message}"
+    );
+}
+
+#[test]
+fn redis_cache_options_are_read() {
+    let options = "  options:\n    host: cache.internal\n    port: 6380\n    username: app\n\
+                   \x20   password: hunter2\n    db: 2\n    keyPrefix: 'ds:'\n    ttl: 3600\n\
+                   \x20   connectTimeout: 1500\n    commandTimeout: 2500\n";
+    let expected = RedisConfig {
+        connection: RedisConnection::Parameters {
+            host: "cache.internal".to_owned(),
+            port: 6380,
+            username: Some("app".to_owned()),
+            password: Some(Secret::new("hunter2")),
+            db: 2,
+        },
+        key_prefix: "ds:".to_owned(),
+        ttl: Some(Duration::from_secs(3600)),
+        connect_timeout: Duration::from_millis(1500),
+        command_timeout: Duration::from_millis(2500),
+    };
+    for selection in ["  type: redis\n", "  name: redis\n"] {
+        let (config, notices) = load_ok(&format!("cache:\n{selection}{options}"));
+        assert_eq!(*redis_of(&config), expected, "{selection}");
+        assert!(notices.is_empty(), "{notices:?}");
+    }
+}
+
+#[test]
+fn redis_cache_defaults_and_url() {
+    let (config, _) = load_ok("cache:\n  name: redis\n  options:\n    host: 127.0.0.1\n");
+    assert_eq!(
+        *redis_of(&config),
+        RedisConfig {
+            connection: RedisConnection::Parameters {
+                host: "127.0.0.1".to_owned(),
+                port: 6379,
+                username: None,
+                password: None,
+                db: 0,
+            },
+            key_prefix: String::new(),
+            ttl: None,
+            connect_timeout: Duration::from_millis(10_000),
+            command_timeout: Duration::from_millis(10_000),
+        }
+    );
+
+    let (config, notices) = load_ok(
+        "cache:\n  type: redis\n  options:\n    url: redis://:pw@127.0.0.1:6379/1\n    keyPrefix: x\n\
+         \x20   lazyConnect: true\n",
+    );
+    let redis = redis_of(&config);
+    assert_eq!(
+        redis.connection,
+        RedisConnection::Url(Secret::new("redis://:pw@127.0.0.1:6379/1"))
+    );
+    assert_eq!(redis.key_prefix, "x");
+    assert_eq!(notices, ["cache.options.lazyConnect"]);
+}
+
+#[test]
+fn memory_cache_types() {
+    for content in [
+        "cache:\n  type: default\n",
+        "cache:\n  type: memory\n",
+        "cache: {}\n",
+    ] {
+        let (config, notices) = load_ok(content);
+        assert_eq!(config.cache, CacheConfig::Memory, "{content:?}");
+        assert!(notices.is_empty(), "{content:?}: {notices:?}");
+    }
+    let (_, notices) = load_ok("cache:\n  type: default\n  options:\n    maxSize: 10\n");
+    assert_eq!(notices, ["cache.options.maxSize"]);
+}
+
+#[test]
+fn redis_option_errors_name_key_and_fix() {
+    let cases = [
+        (
+            "cache:\n  type: redis\n",
+            "invalid value for `cache.options.host` in CONFIG: expected the Redis server's host (or a `url`); this server has no default cache host, found null",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    url: redis://127.0.0.1\n",
+            "invalid value for `cache.options.host` in CONFIG: expected either `url` or `host` with the other connection options, found both `url` and `host`",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    url: redis://:hunter2@127.0.0.1\n    password: hunter2\n",
+            "invalid value for `cache.options.password` in CONFIG: expected no separate connection options when `url` is set, found a string (\"***\")",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    url: redis://:hunter2@127.0.0.1\n    db: 4\n",
+            "invalid value for `cache.options.db` in CONFIG: expected no separate connection options when `url` is set, found the number 4",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    url: 'http://:hunter2@127.0.0.1'\n",
+            "invalid value for `cache.options.url` in CONFIG: expected a Redis URL such as `redis://127.0.0.1:6379/0` or `unix:///run/redis.sock`, found a string that does not parse (Redis URL did not parse - InvalidClientConfig)",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    db: -1\n",
+            "invalid value for `cache.options.db` in CONFIG: expected a database number from 0 to 9223372036854775807, found the number -1",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    ttl: 0\n",
+            "invalid value for `cache.options.ttl` in CONFIG: expected a whole number of seconds from 1 to 4294967295, found the number 0",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    port: 70000\n",
+            "invalid value for `cache.options.port` in CONFIG: expected a port number from 1 to 65535, found the number 70000",
+        ),
+    ];
+    for (content, expected) in cases {
+        let (error, message) = yaml_error(content);
+        assert!(
+            matches!(error, ConfigError::InvalidValue { .. }),
+            "{content:?} gave {message}"
+        );
+        assert_eq!(message, expected, "for {content:?}");
+        assert!(
+            !message.contains("hunter2"),
+            "the message shows the password: {message}"
+        );
+    }
+}
+
+#[test]
+fn redis_unsupported_setups_are_errors() {
+    let cases = [
+        (
+            "cache:\n  type: redis\n  options:\n    nodes: [{host: 127.0.0.1, port: 7000}]\n",
+            "Redis Cluster and Sentinel are not supported yet",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    tls: {}\n    sentinels: []\n",
+            "Redis Cluster and Sentinel are not supported yet",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    host: 127.0.0.1\n    tls: {servername: cache}\n",
+            "TLS connections to Redis are not supported yet",
+        ),
+        (
+            "cache:\n  type: redis\n  options:\n    url: rediss://127.0.0.1:6380\n",
+            "TLS connections to Redis (`rediss://`) are not supported yet",
+        ),
+        (
+            "cache:\n  name: memcached\n",
+            "cache plugin `memcached` is not available",
+        ),
+        (
+            "cache:\n  path: ./cache.js\n",
+            "custom cache plugins are not supported",
+        ),
+    ];
+    for (content, expected) in cases {
+        let (error, message) = yaml_error(content);
+        assert!(
+            matches!(error, ConfigError::Unsupported { .. }),
+            "{content:?} gave {message}"
+        );
+        assert!(message.contains(expected), "for {content:?}: {message}");
+    }
+}
+
+#[test]
+fn secrets_are_hidden_from_debug_output() {
+    let (config, _) = load_ok(
+        "storage:\n  type: postgres\n  options:\n    host: 127.0.0.1\n    password: hunter2\n\
+         cache:\n  type: redis\n  options:\n    url: redis://:hunter3@127.0.0.1\n",
+    );
+
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("hunter3"), "{debug}");
+    assert!(debug.contains("Secret(***)"), "{debug}");
+    assert_eq!(Secret::new("hunter2").expose(), "hunter2");
+}
+
+#[test]
+fn plugins_cache_entry_points_to_top_level_key() {
+    let loaded =
+        load_yaml("plugins:\n  cache:\n    name: redis\n    options:\n      host: 127.0.0.1\n")
+            .unwrap();
+
+    assert_eq!(loaded.config.cache, CacheConfig::Memory);
+    let notice = &loaded.notices[0];
+    assert_eq!(notice.key, "plugins.cache");
+    assert!(
+        notice.message.contains("set the top-level `cache` key"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn error_names_unset_variables() {
+    let (error, message) = yaml_error("httpServer:\n  options:\n    port: ${DS_PORT}\n");
+    assert!(
+        matches!(error, ConfigError::UnsetVariables { .. }),
+        "{message}"
+    );
+    assert!(message.contains("`httpServer.options.port`"), "{message}");
+    assert!(message.contains("${DS_PORT}"), "{message}");
 }

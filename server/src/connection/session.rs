@@ -300,8 +300,7 @@ impl Session {
     }
 
     fn reject_frame(&mut self, error: &DecodeError) {
-        self.warn("undecodable frame");
-        tracing::debug!(%error, "undecodable frame");
+        self.warn(&format!("undecodable frame: {error}"));
         let original_action = match error {
             DecodeError::UnknownAction { action, .. } => *action,
             _ => 0,
@@ -332,7 +331,7 @@ impl Session {
     }
 
     /// Logs a client error at warn level, up to [`MAX_WARNINGS`] per connection.
-    fn warn(&mut self, what: &'static str) {
+    fn warn(&mut self, what: &str) {
         self.warnings += 1;
         match self.warnings {
             count if count < MAX_WARNINGS => tracing::warn!("client error: {what}"),
