@@ -16,6 +16,11 @@ use super::write_batch::{Batch, QueuedWrite, Write, WriteQueue};
 use super::{BoxError, Operation, Storage, StorageError, StoredRecord};
 
 /// The one table: record name to (version, data as JSON text).
+/// The most memory redb's page cache may use. redb's own default is 1 GiB; the memory
+/// cache in front of the storage already keeps the records in use, so reads that reach
+/// the storage are mostly first reads after a start or a NOTIFY.
+const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 const RECORDS: TableDefinition<&str, (i32, &[u8])> = TableDefinition::new("records");
 
 /// A storage in a redb file (`storage: {type: default}`).
@@ -240,6 +245,7 @@ fn open_database(path: &Path) -> Result<Database, StorageError> {
     // file readable without a migration.
     let database = Database::builder()
         .create_with_file_format_v3(true)
+        .set_cache_size(PAGE_CACHE_BYTES)
         .create(path)
         .map_err(|error| {
             let hint = match &error {

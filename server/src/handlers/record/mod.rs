@@ -76,15 +76,18 @@ impl RecordHandler {
         self.listeners.start_rematch_timer();
     }
 
-    /// Waits until every queued record operation has finished, so that
-    /// acknowledged and queued writes reach the storage before shutdown.
-    /// Returns false when `timeout` passed first.
+    /// Waits until every queued record operation has finished, then closes the
+    /// storage, so that queued writes reach it before shutdown. Returns false
+    /// when `timeout` passed first.
     pub async fn drain(&self, timeout: Duration) -> bool {
         self.workers.close();
         let drained = tokio::time::timeout(timeout, self.workers.wait())
             .await
             .is_ok();
         self.workers.reopen();
+        if let Err(error) = self.store.close().await {
+            tracing::error!(%error, "closing the record storage failed");
+        }
         drained
     }
 

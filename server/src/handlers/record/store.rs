@@ -121,6 +121,11 @@ impl Store {
         self.storage.set(name, record).await
     }
 
+    /// Commits what the storage still has queued.
+    pub(crate) async fn close(&self) -> Result<(), StorageError> {
+        self.storage.close().await
+    }
+
     /// Deletes a record from the cache and the storage.
     pub(crate) async fn delete(&self, name: &str) -> Result<(), StorageError> {
         self.cache.delete(name).await?;
