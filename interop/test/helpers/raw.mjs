@@ -11,7 +11,7 @@ const { TopicMessage } = require('@deepstream/protobuf/dist/src/protobuf-map')
 const { Message } = require('@deepstream/protobuf/dist/generated/protobuf')
 const protocol = require('@deepstream/protobuf/dist/types/all')
 
-export const { TOPIC, CONNECTION_ACTION, AUTH_ACTION, PARSER_ACTION, EVENT_ACTION } = protocol
+export const { TOPIC, CONNECTION_ACTION, AUTH_ACTION, PARSER_ACTION, EVENT_ACTION, RECORD_ACTION } = protocol
 
 const OPEN_TIMEOUT_MS = 3000
 const REPLY_TIMEOUT_MS = 3000

@@ -52,10 +52,11 @@ export function freePort () {
  *
  * `overrides.endpoint` goes into the ws-binary endpoint options
  * (heartbeatInterval, unauthenticatedClientTimeout, maxMessageSize and so
- * on). `overrides.rpc` and `overrides.listen` go into the sections of that name.
+ * on). `overrides.rpc` and `overrides.listen` go into the sections of that
+ * name. `overrides.storage`, when given, is the whole `storage` section.
  */
 export function buildConfig (port, overrides = {}) {
-  return {
+  const config = {
     serverName: `interop-${port}`,
     showLogo: false,
     logLevel: 'INFO',
@@ -80,6 +81,10 @@ export function buildConfig (port, overrides = {}) {
     rpc: { ...overrides.rpc },
     listen: { ...overrides.listen }
   }
+  if (overrides.storage !== undefined) {
+    config.storage = overrides.storage
+  }
+  return config
 }
 
 /**
@@ -156,10 +161,11 @@ function serverCommand () {
 
 /** A running server process with its port and collected output. */
 export class RunningServer {
-  constructor ({ child, port, folder }) {
+  constructor ({ child, port, folder, args }) {
     this.child = child
     this.port = port
     this.folder = folder
+    this.args = args
     this.url = `ws://${HOST}:${port}/deepstream`
     this.healthUrl = `http://${HOST}:${port}/health-check`
     this.exit = null
@@ -196,20 +202,36 @@ export class RunningServer {
 
   /** Stops the server (SIGINT, then SIGKILL after a grace period) and removes its folder. */
   async stop () {
-    if (this.exit === null) {
-      this.child.kill('SIGINT')
-      let timer
-      const gracePeriod = new Promise((resolveGrace) => {
-        timer = setTimeout(() => resolveGrace(null), STOP_TIMEOUT_MS)
-      })
-      const stopped = await Promise.race([this.exited, gracePeriod])
-      clearTimeout(timer)
-      if (stopped === null) {
-        this.killGroup()
-        await this.exited
-      }
-    }
+    await this.halt()
     await rm(this.folder, { recursive: true, force: true })
+  }
+
+  /**
+   * Stops the server process but keeps its folder, so `restartServer` can
+   * start it again on the same config and data. `SIGINT` requests a clean
+   * shutdown and escalates to SIGKILL after a grace period. `SIGKILL` kills
+   * at once, as a crash would. Returns the exit code and signal.
+   */
+  async halt (signal = 'SIGINT') {
+    if (this.exit !== null) {
+      return this.exit
+    }
+    if (signal === 'SIGKILL') {
+      this.killGroup()
+      return this.exited
+    }
+    this.child.kill(signal)
+    let timer
+    const gracePeriod = new Promise((resolveGrace) => {
+      timer = setTimeout(() => resolveGrace(null), STOP_TIMEOUT_MS)
+    })
+    const stopped = await Promise.race([this.exited, gracePeriod])
+    clearTimeout(timer)
+    if (stopped === null) {
+      this.killGroup()
+      await this.exited
+    }
+    return this.exit
   }
 }
 
@@ -229,10 +251,26 @@ export async function startServer (overrides = {}) {
     '--kill-after=5', String(MAX_SERVER_LIFETIME_S),
     ...command, 'start', '-c', configPath, '--host', HOST, '--port', String(port)
   ]
+  return launch({ args, port, folder })
+}
+
+/**
+ * Starts a server that `halt()` stopped again, with the same command line,
+ * port and folder, so it reads the config and data it left behind. Returns
+ * a new RunningServer, and the old one stays stopped.
+ */
+export async function restartServer (server) {
+  if (server.exit === null) {
+    throw new Error(`the server on port ${server.port} is still running: halt() it before restarting it`)
+  }
+  return launch({ args: server.args, port: server.port, folder: server.folder })
+}
+
+async function launch ({ args, port, folder }) {
   // detached: `timeout` leads a new process group, so one signal to the
   // group also reaches the server.
   const child = spawn('timeout', args, { cwd: folder, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  const server = new RunningServer({ child, port, folder })
+  const server = new RunningServer({ child, port, folder, args })
   runningServers.add(server)
   server.exited.then(() => runningServers.delete(server))
 

@@ -2,7 +2,7 @@
 
 import { after, afterEach, before, beforeEach, it } from 'node:test'
 import { ClientPool } from './clients.mjs'
-import { startServer } from './server.mjs'
+import { restartServer, startServer } from './server.mjs'
 
 const TEST_TIMEOUT_MS = 15000
 const OUTPUT_LINES_ON_FAILURE = 40
@@ -15,6 +15,11 @@ const OUTPUT_LINES_ON_FAILURE = 40
  *
  * `overrides` are the config overrides of `startServer`; `clientOptions` are
  * the default options of every client in the pool.
+ *
+ * `suite.restart(signal)` stops the server with `signal` ('SIGINT' or
+ * 'SIGKILL'), starts it again on the same port, config and folder, and
+ * replaces the pool, whose clients cannot reconnect. It returns the stopped
+ * process's `{ code, signal }`.
  */
 export function serverSuite (overrides = {}, clientOptions = {}) {
   const suite = { server: null, pool: null }
@@ -33,6 +38,14 @@ export function serverSuite (overrides = {}, clientOptions = {}) {
   afterEach(() => {
     suite.pool.closeAll()
   })
+
+  suite.restart = async (signal = 'SIGINT') => {
+    suite.pool.closeAll()
+    const exit = await suite.server.halt(signal)
+    suite.server = await restartServer(suite.server)
+    suite.pool = new ClientPool(suite.server.url, clientOptions)
+    return exit
+  }
 
   suite.test = (name, fn, options = {}) => {
     it(name, { timeout: TEST_TIMEOUT_MS, ...options }, async (t) => {
