@@ -142,10 +142,12 @@ impl<'a> Reader<'a> {
 
     /// Adds the notice for a key that deepstream does not know inside a section it reads.
     pub(super) fn unknown_option(&mut self, path: &KeyPath) {
-        self.notice(
-            path,
-            "not a deepstream option, so it is ignored, as deepstream ignores it too",
+        let message = format!(
+            "not a deepstream option in {}, so it is ignored, as deepstream ignores it too; \
+             check its spelling",
+            self.file.display()
         );
+        self.notice(path, message);
     }
 
     /// Returns the entries of a mapping whose keys are all strings.
