@@ -17,10 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use deepstream_protocol::{
     AuthAction, AuthMessage, ConnectionAction, ConnectionMessage, EventAction, EventMessage,
-    ParserMessage, PresenceMessage, RpcMessage, TopicMessage,
+    ParserMessage, PresenceMessage, RecordAction, RecordMessage, RpcMessage, TopicMessage,
 };
 use deepstream_server::auth::Authenticator;
 use deepstream_server::config::{StorageConfig, WebSocketConfig};
+use deepstream_server::storage::{Cache, Storage};
 use deepstream_server::{Config, Server, ServerError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -52,7 +53,17 @@ impl TestServer {
     /// Starts a server with the embedded defaults changed by `configure`, the
     /// `none` authentication type, and a free port on 127.0.0.1.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
-        TestServer::launch(configure, None).await
+        TestServer::launch(configure, None, None).await
+    }
+
+    /// Starts a server like [`TestServer::start`] that keeps records in
+    /// `cache` and `storage` instead of the ones the configuration selects.
+    pub async fn start_with_stores(
+        configure: impl FnOnce(&mut Config),
+        cache: Arc<dyn Cache>,
+        storage: Arc<dyn Storage>,
+    ) -> TestServer {
+        TestServer::launch(configure, None, Some((cache, storage))).await
     }
 
     /// Starts a server like [`TestServer::start`] that logs clients in with
@@ -61,12 +72,13 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
         authenticator: Arc<dyn Authenticator>,
     ) -> TestServer {
-        TestServer::launch(configure, Some(authenticator)).await
+        TestServer::launch(configure, Some(authenticator), None).await
     }
 
     async fn launch(
         configure: impl FnOnce(&mut Config),
         authenticator: Option<Arc<dyn Authenticator>>,
+        stores: Option<(Arc<dyn Cache>, Arc<dyn Storage>)>,
     ) -> TestServer {
         init_tracing();
         let mut config = Config::embedded();
@@ -85,6 +97,9 @@ impl TestServer {
             .expect("binding 127.0.0.1 port 0 failed");
         if let Some(authenticator) = authenticator {
             server = server.with_authenticator(authenticator);
+        }
+        if let Some((cache, storage)) = stores {
+            server = server.with_stores(cache, storage);
         }
         let addr = server.local_addr();
         assert!(
@@ -450,6 +465,92 @@ impl RawClient {
         }
     }
 
+    /// Returns the next message, which must be a RECORD message.
+    pub async fn recv_record(&mut self) -> RecordMessage {
+        match self.recv().await {
+            TopicMessage::Record(message) => message,
+            other => panic!(
+                "{}: expected a RECORD message, received {other:?}",
+                self.label
+            ),
+        }
+    }
+
+    /// Sends one RECORD message.
+    pub async fn send_record(&mut self, message: RecordMessage) {
+        self.send(TopicMessage::Record(message)).await;
+    }
+
+    /// Subscribes to the record `name` with SUBSCRIBECREATEANDREAD, checks
+    /// the ack, and returns the READ_RESPONSE.
+    pub async fn subscribe_record(&mut self, name: &str) -> RecordMessage {
+        let correlation_id = format!("subscribe {name}");
+        self.send_record(record_bulk(
+            RecordAction::Subscribecreateandread,
+            &[name],
+            &correlation_id,
+        ))
+        .await;
+        assert_eq!(
+            self.recv_record().await,
+            record_ack(RecordAction::Subscribecreateandread, &correlation_id),
+            "{}: subscribe ack for {name}",
+            self.label
+        );
+        let response = self.recv_record().await;
+        assert_eq!(
+            (response.action(), response.name.as_str()),
+            (RecordAction::ReadResponse, name),
+            "{}: reply to SUBSCRIBECREATEANDREAD: {response:?}",
+            self.label
+        );
+        response
+    }
+
+    /// Sends READ for the record `name` and returns the reply.
+    pub async fn read_record(&mut self, name: &str) -> RecordMessage {
+        self.send_record(record_message(RecordAction::Read, name))
+            .await;
+        self.recv_record().await
+    }
+
+    /// Checks that the next message is an error about the record `name` with
+    /// the description (if any) as a JSON string in `data`, and returns it.
+    /// `write_ack` is the correlation id of a write that asked for an ack.
+    pub async fn expect_record_error(
+        &mut self,
+        action: RecordAction,
+        original_action: RecordAction,
+        name: &str,
+        write_ack: Option<&str>,
+    ) -> RecordMessage {
+        let mut error = self.recv_record().await;
+        let received = error.clone();
+        if !error.data.is_empty() {
+            let description: serde_json::Value = serde_json::from_slice(&error.data)
+                .unwrap_or_else(|_| panic!("{}: error data is not JSON: {received:?}", self.label));
+            assert!(
+                description.as_str().is_some_and(|text| !text.is_empty()),
+                "{}: error data is not a non-empty JSON string: {received:?}",
+                self.label
+            );
+            error.data = Bytes::new();
+        }
+        let mut expected = RecordMessage {
+            action: action.into(),
+            original_action: original_action.into(),
+            name: name.into(),
+            is_error: true,
+            ..Default::default()
+        };
+        if let Some(correlation_id) = write_ack {
+            expected.correlation_id = correlation_id.into();
+            expected.is_write_ack = true;
+        }
+        assert_eq!(error, expected, "{}: error message", self.label);
+        received
+    }
+
     /// Subscribes to the events `names` in one bulk message and checks the single ack.
     pub async fn subscribe_events(&mut self, names: &[&str], correlation_id: &str) {
         let subscribe = EventMessage {
@@ -553,6 +654,47 @@ pub fn event_ack(action: EventAction, correlation_id: &str) -> EventMessage {
         action: action.into(),
         correlation_id: correlation_id.into(),
         is_ack: true,
+        ..Default::default()
+    }
+}
+
+/// Returns a RECORD message with only `action` and `name` set.
+pub fn record_message(action: RecordAction, name: &str) -> RecordMessage {
+    RecordMessage {
+        action: action.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// Returns a bulk RECORD message for `names`.
+pub fn record_bulk(action: RecordAction, names: &[&str], correlation_id: &str) -> RecordMessage {
+    RecordMessage {
+        action: action.into(),
+        names: names.iter().map(|name| name.to_string()).collect(),
+        correlation_id: correlation_id.into(),
+        ..Default::default()
+    }
+}
+
+/// Returns the single ack the server sends for a bulk RECORD `action`.
+pub fn record_ack(action: RecordAction, correlation_id: &str) -> RecordMessage {
+    RecordMessage {
+        action: action.into(),
+        correlation_id: correlation_id.into(),
+        is_ack: true,
+        ..Default::default()
+    }
+}
+
+/// Returns a RECORD message of `action` with the record's `version` and `data`,
+/// such as READ_RESPONSE, UPDATE or VERSION_EXISTS.
+pub fn record_data(action: RecordAction, name: &str, version: i32, data: &[u8]) -> RecordMessage {
+    RecordMessage {
+        action: action.into(),
+        name: name.into(),
+        version: Some(version),
+        data: Bytes::copy_from_slice(data),
         ..Default::default()
     }
 }

@@ -180,10 +180,12 @@ impl RecordHandler {
     /// Subscribes to every name, answers the versions the cache knows in one
     /// `HEAD_RESPONSE_BULK`, and looks up the others one by one.
     fn subscribe_and_head(&self, peer: &Arc<Peer>, message: RecordMessage) {
-        let names: Vec<String> = bulk_names(message.names, message.name)
-            .into_iter()
-            .filter(|name| !self.reject_empty_name(peer, name, RecordAction::Subscribeandhead))
-            .collect();
+        let names = self.valid_names(
+            peer,
+            message.names,
+            message.name,
+            RecordAction::Subscribeandhead,
+        );
         for name in &names {
             self.add_subscriber(peer, name, RecordAction::Subscribeandhead);
         }
@@ -195,7 +197,7 @@ impl RecordHandler {
     }
 
     fn head_bulk(&self, peer: &Arc<Peer>, message: RecordMessage) {
-        let names = bulk_names(message.names, message.name);
+        let names = self.valid_names(peer, message.names, message.name, RecordAction::HeadBulk);
         self.spawn_head_bulk(peer.clone(), names, Some(message.correlation_id));
     }
 
@@ -306,7 +308,7 @@ impl RecordHandler {
         let Some(this) = self.this.upgrade() else {
             return;
         };
-        let names = bulk_names(message.names, message.name);
+        let names = self.valid_names(peer, message.names, message.name, RecordAction::Notify);
         let peer = peer.clone();
         let correlation_id = message.correlation_id;
         self.workers.spawn(async move {
@@ -497,6 +499,21 @@ impl RecordHandler {
         if !self.subscriptions.remove_all(name).is_empty() {
             self.listeners.on_last_unsubscription(name);
         }
+    }
+
+    /// Returns the names of a bulk message, answering each empty one with
+    /// INVALID_MESSAGE_DATA.
+    fn valid_names(
+        &self,
+        peer: &Peer,
+        names: Vec<String>,
+        name: String,
+        action: RecordAction,
+    ) -> Vec<String> {
+        bulk_names(names, name)
+            .into_iter()
+            .filter(|name| !self.reject_empty_name(peer, name, action))
+            .collect()
     }
 
     fn reject_empty_name(&self, peer: &Peer, name: &str, action: RecordAction) -> bool {
