@@ -162,12 +162,17 @@ fn init_logging(level: LogLevel) {
 }
 
 /// Formats an error with its chain of sources: "outer: inner: innermost".
+/// A cause that the text already contains, because an error wrote its cause
+/// into its own message, is not repeated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{
@@ -375,7 +376,11 @@ async fn empty_name_notify() {
 #[tokio::test]
 async fn update_data_not_object_or_array() {
     let mut fixture = Fixture::start().await;
-    let cases: [(&str, &[u8]); 8] = [
+    let deep = format!("{}1{}", r#"{"a":["#.repeat(65), "]}".repeat(65));
+    let cases: [(&str, &[u8]); 11] = [
+        ("nested deeper than 128 levels", deep.as_bytes()),
+        ("a lone UTF-16 surrogate", br#"{"s":"Party \ud83c"}"#),
+        ("a number out of range", br#"{"n":1e400}"#),
         ("invalid JSON", br#"{"v":"#),
         ("trailing garbage", br#"{"v":2} x"#),
         ("a JSON string", br#""text""#),
@@ -662,6 +667,56 @@ async fn failing_storage_set_is_update_error() {
         fixture.mallory.recv_record().await,
         write_acknowledgement("saved/1", "ok")
     );
+    fixture.assert_nothing_else().await;
+}
+
+#[tokio::test]
+async fn failed_storage_write_is_retried() {
+    let (mut fixture, storage) = start_with_probe(|_| {}).await;
+    storage.fail_set.store(true, Ordering::SeqCst);
+    let write = record_data(RecordAction::Createandupdate, "later/1", -1, br#"{"x":1}"#);
+    fixture.mallory.send_record(acked(write, "c")).await;
+    expect_replies(
+        &mut fixture.mallory,
+        "CREATEANDUPDATE",
+        &[Reply::Error {
+            action: RecordAction::RecordUpdateError,
+            original_action: RecordAction::Createandupdate,
+            name: "later/1",
+            write_ack: Some("c"),
+        }],
+    )
+    .await;
+    assert_eq!(storage.records.get("later/1").await.unwrap(), None);
+
+    storage.fail_set.store(false, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let stored = loop {
+        if let Some(stored) = storage.records.get("later/1").await.unwrap() {
+            break stored;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed write never reached the storage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stored.version, 1);
+    assert_eq!(&stored.data[..], br#"{"x":1}"#);
+}
+
+#[tokio::test]
+async fn write_without_version_is_invalid() {
+    let mut fixture = Fixture::start().await;
+    let mut update = record_data(RecordAction::Update, TARGET, 2, br#"{"v":9}"#);
+    update.version = None;
+    fixture.mallory.send_record(update).await;
+    let reply = fixture.mallory.recv_record().await;
+    assert_eq!(reply.action(), RecordAction::InvalidVersion);
+    assert_eq!(reply.original_action(), RecordAction::Update);
+    assert_eq!(reply.name, TARGET);
+    assert!(reply.is_error);
+    fixture.assert_unchanged("write without a version").await;
     fixture.assert_nothing_else().await;
 }
 

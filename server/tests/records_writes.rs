@@ -131,7 +131,8 @@ async fn patch_sets_value_at_path() {
             RecordAction::ReadResponse,
             "doc/1",
             2,
-            br#"{"a":{"b":{"c":true},"x":0}}"#
+            // Keys keep their order, as the official client's JSON objects do.
+            br#"{"a":{"x":0,"b":{"c":true}}}"#
         )
     );
 }

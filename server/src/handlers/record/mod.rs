@@ -15,7 +15,7 @@ mod messages;
 mod store;
 mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct RecordHandler {
     listeners: Arc<ListenerRegistry>,
     store: Store,
     queues: Mutex<HashMap<Arc<str>, VecDeque<Op>>>,
+    /// Records whose latest state still has to reach the storage.
+    retrying: Mutex<HashSet<Arc<str>>>,
     workers: TaskTracker,
     this: Weak<RecordHandler>,
 }
@@ -66,6 +68,7 @@ impl RecordHandler {
             listeners,
             store: Store::new(cache, storage, record),
             queues: Mutex::new(HashMap::new()),
+            retrying: Mutex::new(HashSet::new()),
             workers: TaskTracker::new(),
             this: this.clone(),
         })
@@ -85,7 +88,7 @@ impl RecordHandler {
             .await
             .is_ok();
         self.workers.reopen();
-        if let Err(error) = self.store.close().await {
+        if let Err(error) = self.store.close(timeout).await {
             tracing::error!(%error, "closing the record storage failed");
         }
         drained
@@ -358,7 +361,12 @@ impl RecordHandler {
             return reject(RecordAction::InvalidMessageData, "the record name is empty");
         }
         let version = match message.version {
-            None => -1,
+            None => {
+                return reject(
+                    RecordAction::InvalidVersion,
+                    "the write has no version; send the next version, or -1 for whatever the next version is",
+                );
+            }
             Some(version) if version >= -1 => version,
             Some(_) => {
                 return reject(
@@ -397,11 +405,9 @@ impl RecordHandler {
             };
             let value = match serde_json::from_slice::<Value>(&message.data) {
                 Ok(value) => value,
-                Err(_) => {
-                    return reject(
-                        RecordAction::InvalidMessageData,
-                        "the patch value is not valid JSON",
-                    );
+                Err(error) => {
+                    let reason = format!("the patch value is not valid JSON: {error}");
+                    return reject(RecordAction::InvalidMessageData, &reason);
                 }
             };
             WriteKind::Patch {
@@ -411,11 +417,8 @@ impl RecordHandler {
                 raw: message.data.clone(),
             }
         } else {
-            if !is_object_or_array(&message.data) {
-                return reject(
-                    RecordAction::InvalidMessageData,
-                    "record data must be a JSON object or array",
-                );
+            if let Err(reason) = check_record_data(&message.data) {
+                return reject(RecordAction::InvalidMessageData, &reason);
             }
             WriteKind::Update {
                 data: message.data.clone(),
@@ -549,11 +552,14 @@ fn parse_path(path: &str) -> Result<JsonPath, String> {
     JsonPath::parse(path).map_err(|error| format!("invalid path `{path}`: {error}"))
 }
 
-/// Checks that `data` is a JSON object or array without building it.
-fn is_object_or_array(data: &[u8]) -> bool {
-    let starts_right = data
-        .iter()
-        .find(|byte| !byte.is_ascii_whitespace())
-        .is_some_and(|byte| *byte == b'{' || *byte == b'[');
-    starts_right && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+/// Checks that `data` is a JSON object or array that later path writes can
+/// parse: no deeper than serde_json's 128 levels, no lone UTF-16 surrogate
+/// escapes and no number out of the f64 range. Parsing it completely is the
+/// only check that covers all three.
+fn check_record_data(data: &[u8]) -> Result<(), String> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(_) | Value::Array(_)) => Ok(()),
+        Ok(_) => Err("record data must be a JSON object or array".to_owned()),
+        Err(error) => Err(format!("record data is not valid JSON: {error}")),
+    }
 }

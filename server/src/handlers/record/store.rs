@@ -1,13 +1,19 @@
 //! Reads and writes of records through the cache and the storage, with the
 //! retrieval timeouts and storage exclusion prefixes of the configuration.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deepstream_protocol::RecordAction;
 
 use crate::config::RecordConfig;
-use crate::storage::{Cache, Storage, StorageError, StoredRecord};
+use crate::storage::{Cache, Operation, Storage, StorageError, StoredRecord};
+
+/// How long a write or delete in the cache or the storage may take before it
+/// counts as failed. deepstream has no such limit; without one, a hung
+/// database would hold a record's queue, and shutdown, indefinitely.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a record could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -118,20 +124,55 @@ impl Store {
         if !self.uses_storage(name) {
             return Ok(());
         }
-        self.storage.set(name, record).await
+        let description = || self.storage.description();
+        bounded(
+            self.storage.set(name, record),
+            description,
+            Operation::Set,
+            name,
+        )
+        .await
     }
 
-    /// Commits what the storage still has queued.
-    pub(crate) async fn close(&self) -> Result<(), StorageError> {
-        self.storage.close().await
+    /// Commits what the storage still has queued, waiting at most `limit`.
+    pub(crate) async fn close(&self, limit: Duration) -> Result<(), StorageError> {
+        match tokio::time::timeout(limit, self.storage.close()).await {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Timeout {
+                backend: self.storage.description(),
+                operation: Operation::Close,
+                record: None,
+                after: limit,
+            }),
+        }
     }
 
     /// Deletes a record from the cache and the storage.
     pub(crate) async fn delete(&self, name: &str) -> Result<(), StorageError> {
-        self.cache.delete(name).await?;
+        let cache = || self.cache.description();
+        bounded(self.cache.delete(name), cache, Operation::Delete, name).await?;
         if self.uses_storage(name) {
-            self.storage.delete(name).await?;
+            let storage = || self.storage.description();
+            bounded(self.storage.delete(name), storage, Operation::Delete, name).await?;
         }
         Ok(())
+    }
+}
+
+/// Runs a write with [`WRITE_TIMEOUT`].
+async fn bounded(
+    write: impl Future<Output = Result<(), StorageError>>,
+    backend: impl FnOnce() -> String,
+    operation: Operation,
+    name: &str,
+) -> Result<(), StorageError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(result) => result,
+        Err(_) => Err(StorageError::Timeout {
+            backend: backend(),
+            operation,
+            record: Some(name.to_owned()),
+            after: WRITE_TIMEOUT,
+        }),
     }
 }

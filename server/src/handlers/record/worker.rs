@@ -18,7 +18,13 @@ use tokio::sync::oneshot;
 use super::RecordHandler;
 use super::messages::{self, EMPTY_OBJECT, WriteAck};
 use crate::peer::Peer;
+use crate::registry::lock;
 use crate::storage::StoredRecord;
+
+/// The delay before the first retry of a failed storage write; it doubles with
+/// each further attempt, up to [`PERSIST_RETRY_MAX`].
+const PERSIST_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const PERSIST_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One queued operation on a record.
 pub(super) enum Op {
@@ -41,6 +47,9 @@ pub(super) enum Op {
     },
     /// NOTIFY: re-read from storage and send the result to every subscriber.
     Reload { done: oneshot::Sender<bool> },
+    /// Writes the current state to the storage again after a failed write.
+    /// `attempt` counts the retries, for the back-off.
+    Persist { attempt: u32 },
 }
 
 /// A write that passed validation.
@@ -212,6 +221,7 @@ impl RecordHandler {
                     let _ = done.send(deleted);
                 }
             }
+            Op::Persist { attempt } => self.persist(name, attempt, loaded, current).await,
             Op::Reload { done } => {
                 let reloaded = match (loaded, &*current) {
                     (Err(error), _) => {
@@ -245,6 +255,63 @@ impl RecordHandler {
             }
             Op::Write(write) => self.run_writes(name, vec![write], current).await,
         }
+    }
+
+    /// Writes the record's current state to the storage again, after a write
+    /// to the storage failed while the cache and the subscribers already had
+    /// the new version. Retries with a growing delay until it succeeds, so the
+    /// storage catches up once it is back.
+    async fn persist(
+        &self,
+        name: &str,
+        attempt: u32,
+        loaded: Result<(), super::store::LoadError>,
+        current: &Current,
+    ) {
+        let result = match (loaded, current) {
+            (Ok(()), Current::Present(record)) => {
+                self.store.storage_set(name, record.clone()).await
+            }
+            // Deleted since the failed write: nothing is left to write.
+            (Ok(()), _) => Ok(()),
+            (Err(error), _) => {
+                tracing::warn!(record = name, attempt, %error, "reading a record to retry its storage write failed");
+                self.schedule_persist(name, attempt + 1);
+                return;
+            }
+        };
+        match result {
+            Ok(()) => {
+                lock(&self.retrying).remove(name);
+                tracing::info!(
+                    record = name,
+                    attempt,
+                    "record written to the storage after an earlier failure"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(record = name, attempt, %error, "retrying a storage write failed");
+                self.schedule_persist(name, attempt + 1);
+            }
+        }
+    }
+
+    /// Queues a [`Op::Persist`] for the record after a back-off delay, unless
+    /// one is already waiting.
+    pub(super) fn schedule_persist(&self, name: &str, attempt: u32) {
+        if attempt == 1 && !lock(&self.retrying).insert(Arc::from(name)) {
+            return;
+        }
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        let name = name.to_owned();
+        let delay = PERSIST_RETRY_FIRST * 2u32.saturating_pow(attempt.saturating_sub(1).min(5));
+        let delay = delay.min(PERSIST_RETRY_MAX);
+        self.workers.spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.enqueue(&name, Op::Persist { attempt });
+        });
     }
 
     /// Creates an empty record at version 0, as SUBSCRIBECREATEANDREAD does.
@@ -344,7 +411,8 @@ impl RecordHandler {
 
         let stored = self.store.storage_set(name, record).await;
         if let Err(error) = &stored {
-            tracing::error!(record = name, %error, "writing a record to the storage failed");
+            tracing::error!(record = name, %error, "writing a record to the storage failed; retrying in the background");
+            self.schedule_persist(name, 1);
         }
         for Applied { write, .. } in &applied {
             let Some(correlation_id) = &write.ack.correlation_id else {
