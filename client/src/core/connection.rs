@@ -1,0 +1,494 @@
+//! The connection: handshake, login, heartbeats and reconnection.
+//!
+//! The states and transitions follow the official client 7.x
+//! (`src/connection/connection.ts`): the client challenges the server as soon
+//! as the socket opens, logs in once the challenge is accepted, sends `PING`
+//! every heartbeat interval and closes the socket when the server has been
+//! silent for two intervals. A lost connection is retried at once, then after
+//! one, two, three ... `reconnect_interval_increment`s (at most
+//! `max_reconnect_interval`), up to `max_reconnect_attempts` attempts; after a
+//! new socket opens, the client logs in again with the same data.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use deepstream_protocol::{
+    AuthAction, AuthMessage, ConnectionAction, ConnectionMessage, Topic, TopicMessage,
+};
+
+use super::error::{LoginError, SessionError, action_name};
+use super::shared::{Shared, Timer};
+use super::time::{TimerId, Timestamp};
+use super::{ConnectionState, Event, InvalidUrl, SocketCommand};
+
+/// The protocol version the official client 7.x announces in its challenge.
+const PROTOCOL_VERSION: &str = "0.1a";
+/// The `sdkType` this client announces in its challenge.
+const SDK_TYPE: &str = "rust";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    Idle,
+    Opening,
+    Open,
+}
+
+/// What changed during one call, for the session to pass on to the topic handlers.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Changes {
+    /// A socket was lost or closed.
+    pub(crate) lost: bool,
+    /// The client logged in.
+    pub(crate) opened: bool,
+    /// The client reached a final state and will not connect again.
+    pub(crate) gave_up: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Connection {
+    original_url: String,
+    url: String,
+    state: ConnectionState,
+    socket: Socket,
+    commands: VecDeque<SocketCommand>,
+    auth_data: Option<Bytes>,
+    login_pending: bool,
+    reconnect_attempt: u32,
+    reconnect_timer: Option<TimerId>,
+    heartbeat_timer: Option<TimerId>,
+    limbo_timer: Option<TimerId>,
+    last_received: Timestamp,
+    changes: Changes,
+}
+
+impl Connection {
+    pub(crate) fn new(url: String, shared: &mut Shared) -> Connection {
+        let mut connection = Connection {
+            original_url: url.clone(),
+            url,
+            state: ConnectionState::Initialising,
+            socket: Socket::Idle,
+            commands: VecDeque::new(),
+            auth_data: None,
+            login_pending: false,
+            reconnect_attempt: 0,
+            reconnect_timer: None,
+            heartbeat_timer: None,
+            limbo_timer: None,
+            last_received: shared.now,
+            changes: Changes::default(),
+        };
+        connection.open_socket();
+        connection
+    }
+
+    pub(crate) fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    pub(crate) fn poll_socket(&mut self) -> Option<SocketCommand> {
+        self.commands.pop_front()
+    }
+
+    pub(crate) fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    pub(crate) fn message_received(&mut self, now: Timestamp) {
+        self.last_received = now;
+    }
+
+    pub(crate) fn connected(&mut self, shared: &mut Shared) {
+        if self.socket != Socket::Opening {
+            tracing::debug!("connected() without a socket being opened; ignored");
+            return;
+        }
+        self.socket = Socket::Open;
+        shared.socket_open = true;
+        self.clear_reconnect(shared);
+        self.last_received = shared.now;
+        self.schedule_heartbeat(shared);
+        self.set_state(shared, ConnectionState::Challenging);
+        shared.send(
+            TopicMessage::Connection(ConnectionMessage {
+                action: ConnectionAction::Challenge.into(),
+                url: self.original_url.clone(),
+                protocol_version: PROTOCOL_VERSION.to_owned(),
+                sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
+                sdk_type: SDK_TYPE.to_owned(),
+                ..Default::default()
+            })
+            .encode_frame(),
+        );
+    }
+
+    /// Handles a socket that closed, failed or could not be opened.
+    pub(crate) fn socket_lost(&mut self, shared: &mut Shared) {
+        if self.socket == Socket::Idle {
+            return;
+        }
+        self.drop_socket(shared);
+        match self.state {
+            ConnectionState::Redirecting => self.open_socket(),
+            state if state.is_final() => {}
+            _ => {
+                self.set_state(shared, ConnectionState::Reconnecting);
+                self.try_reconnect(shared);
+            }
+        }
+    }
+
+    /// Closes for good, at the application's request.
+    pub(crate) fn close(&mut self, shared: &mut Shared) {
+        if self.socket != Socket::Idle {
+            self.commands.push_back(SocketCommand::Close);
+            self.drop_socket(shared);
+        }
+        if !self.state.is_final() {
+            self.enter_final(shared, ConnectionState::Closed);
+        }
+    }
+
+    pub(crate) fn login(&mut self, shared: &mut Shared, auth_data: &str) -> Result<(), LoginError> {
+        match serde_json::from_str::<serde_json::Value>(auth_data) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => {
+                return Err(LoginError::InvalidAuthData {
+                    reason: "expected a JSON object".to_owned(),
+                });
+            }
+            Err(error) => {
+                return Err(LoginError::InvalidAuthData {
+                    reason: error.to_string(),
+                });
+            }
+        }
+        match self.state {
+            ConnectionState::Open => return Err(LoginError::AlreadyLoggedIn),
+            ConnectionState::ChallengeDenied => return Err(LoginError::ConnectionRejected),
+            ConnectionState::TooManyAuthAttempts => return Err(LoginError::TooManyAttempts),
+            ConnectionState::AuthenticationTimeout => {
+                return Err(LoginError::AuthenticationTimeout);
+            }
+            ConnectionState::Closed => return Err(LoginError::Closed),
+            _ => {}
+        }
+        if self.login_pending {
+            return Err(LoginError::InProgress);
+        }
+        self.auth_data = Some(Bytes::copy_from_slice(auth_data.as_bytes()));
+        self.login_pending = true;
+        if self.state == ConnectionState::AwaitingAuthentication {
+            self.send_auth(shared);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_connection(&mut self, shared: &mut Shared, message: ConnectionMessage) {
+        match ConnectionAction::try_from(message.action) {
+            Ok(ConnectionAction::Accept) => {
+                if self.state != ConnectionState::Challenging {
+                    self.unsolicited(shared, Topic::Connection, message.action);
+                    return;
+                }
+                self.set_state(shared, ConnectionState::AwaitingAuthentication);
+                if self.auth_data.is_some() {
+                    self.send_auth(shared);
+                }
+            }
+            Ok(ConnectionAction::Reject) => {
+                self.close_socket(shared);
+                self.enter_final(shared, ConnectionState::ChallengeDenied);
+            }
+            Ok(ConnectionAction::Redirect) => {
+                if message.url.is_empty() {
+                    self.unsolicited(shared, Topic::Connection, message.action);
+                    return;
+                }
+                self.url = message.url;
+                self.set_state(shared, ConnectionState::Redirecting);
+                self.close_socket(shared);
+                self.open_socket();
+            }
+            Ok(ConnectionAction::AuthenticationTimeout) => {
+                self.close_socket(shared);
+                self.enter_final(shared, ConnectionState::AuthenticationTimeout);
+            }
+            Ok(ConnectionAction::Pong | ConnectionAction::Ping) => {}
+            _ => {
+                shared.error(SessionError::Server {
+                    topic: Topic::Connection,
+                    action: action_name(Topic::Connection, message.action),
+                    name: String::new(),
+                    original_action: None,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn handle_auth(&mut self, shared: &mut Shared, message: &AuthMessage) {
+        let client_data = String::from_utf8(message.data.to_vec())
+            .ok()
+            .filter(|text| !text.is_empty());
+        match AuthAction::try_from(message.action) {
+            Ok(AuthAction::AuthSuccessful) if self.state == ConnectionState::Authenticating => {
+                self.set_state(shared, ConnectionState::Open);
+                shared.logged_in = true;
+                shared.in_limbo = false;
+                if let Some(timer) = self.limbo_timer.take() {
+                    shared.timers.cancel(timer);
+                }
+                self.changes.opened = true;
+                if std::mem::take(&mut self.login_pending) {
+                    shared.emit(Event::LoggedIn { client_data });
+                }
+            }
+            Ok(AuthAction::AuthUnsuccessful) if self.state == ConnectionState::Authenticating => {
+                self.set_state(shared, ConnectionState::AwaitingAuthentication);
+                if std::mem::take(&mut self.login_pending) {
+                    shared.emit(Event::LoginFailed(LoginError::Rejected { client_data }));
+                } else {
+                    shared.error(SessionError::ReauthenticationFailed { client_data });
+                }
+            }
+            Ok(AuthAction::TooManyAuthAttempts) => {
+                self.close_socket(shared);
+                self.enter_final(shared, ConnectionState::TooManyAuthAttempts);
+            }
+            Ok(AuthAction::InvalidMessageData) if self.login_pending => {
+                self.login_pending = false;
+                shared.emit(Event::LoginFailed(LoginError::InvalidAuthData {
+                    reason: "the server could not read the authentication data".to_owned(),
+                }));
+            }
+            _ => self.unsolicited(shared, Topic::Auth, message.action),
+        }
+    }
+
+    /// Sends a `PING`, or closes the socket when the server has been silent
+    /// for two heartbeat intervals.
+    pub(crate) fn heartbeat(&mut self, shared: &mut Shared) {
+        self.heartbeat_timer = None;
+        if self.socket != Socket::Open {
+            return;
+        }
+        let tolerance = shared.options.heartbeat_interval * 2;
+        if shared.now.since(self.last_received) > tolerance {
+            shared.error(SessionError::HeartbeatTimeout);
+            self.commands.push_back(SocketCommand::Close);
+            self.socket_lost(shared);
+            return;
+        }
+        shared.send(
+            TopicMessage::Connection(ConnectionMessage {
+                action: ConnectionAction::Ping.into(),
+                ..Default::default()
+            })
+            .encode_frame(),
+        );
+        self.schedule_heartbeat(shared);
+    }
+
+    pub(crate) fn reconnect_due(&mut self) {
+        self.reconnect_timer = None;
+        if self.state != ConnectionState::Reconnecting || self.socket != Socket::Idle {
+            return;
+        }
+        self.url = self.original_url.clone();
+        self.open_socket();
+    }
+
+    pub(crate) fn limbo_expired(&mut self) {
+        self.limbo_timer = None;
+    }
+
+    fn open_socket(&mut self) {
+        self.socket = Socket::Opening;
+        self.commands.push_back(SocketCommand::Open {
+            url: self.url.clone(),
+        });
+    }
+
+    /// Asks the driver to close the socket and forgets it.
+    fn close_socket(&mut self, shared: &mut Shared) {
+        if self.socket != Socket::Idle {
+            self.commands.push_back(SocketCommand::Close);
+            self.drop_socket(shared);
+        }
+    }
+
+    fn drop_socket(&mut self, shared: &mut Shared) {
+        self.socket = Socket::Idle;
+        shared.socket_open = false;
+        shared.logged_in = false;
+        if let Some(timer) = self.heartbeat_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        self.changes.lost = true;
+    }
+
+    fn try_reconnect(&mut self, shared: &mut Shared) {
+        if self.reconnect_timer.is_some() {
+            return;
+        }
+        if self.reconnect_attempt >= shared.options.max_reconnect_attempts {
+            shared.error(SessionError::MaxReconnectAttemptsReached {
+                attempts: self.reconnect_attempt,
+            });
+            self.enter_final(shared, ConnectionState::Closed);
+            return;
+        }
+        let delay = shared
+            .options
+            .reconnect_interval_increment
+            .saturating_mul(self.reconnect_attempt)
+            .min(shared.options.max_reconnect_interval);
+        let deadline = shared.now.after(delay);
+        self.reconnect_timer = Some(shared.timers.add(deadline, Timer::Reconnect));
+        self.reconnect_attempt += 1;
+        tracing::debug!(attempt = self.reconnect_attempt, ?delay, "reconnecting");
+    }
+
+    fn clear_reconnect(&mut self, shared: &mut Shared) {
+        if let Some(timer) = self.reconnect_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        self.reconnect_attempt = 0;
+    }
+
+    fn schedule_heartbeat(&mut self, shared: &mut Shared) {
+        let deadline = shared.now.after(shared.options.heartbeat_interval);
+        self.heartbeat_timer = Some(shared.timers.add(deadline, Timer::Heartbeat));
+    }
+
+    fn send_auth(&mut self, shared: &mut Shared) {
+        let Some(data) = self.auth_data.clone() else {
+            return;
+        };
+        self.set_state(shared, ConnectionState::Authenticating);
+        shared.send(
+            TopicMessage::Auth(AuthMessage {
+                action: AuthAction::Request.into(),
+                data,
+                ..Default::default()
+            })
+            .encode_frame(),
+        );
+    }
+
+    fn set_state(&mut self, shared: &mut Shared, state: ConnectionState) {
+        if self.state == state {
+            return;
+        }
+        let previous = self.state;
+        self.state = state;
+        tracing::debug!(?previous, ?state, "connection state changed");
+        shared.emit(Event::ConnectionStateChanged(state));
+        if state == ConnectionState::Reconnecting && previous != ConnectionState::Closed {
+            // Requests made from now on are kept for a while, as the official client does.
+            shared.in_limbo = true;
+            if let Some(timer) = self.limbo_timer.take() {
+                shared.timers.cancel(timer);
+            }
+            let deadline = shared.now.after(shared.options.offline_buffer_timeout);
+            self.limbo_timer = Some(shared.timers.add(deadline, Timer::LimboExpired));
+        }
+    }
+
+    fn enter_final(&mut self, shared: &mut Shared, state: ConnectionState) {
+        self.set_state(shared, state);
+        self.changes.gave_up = true;
+        if let Some(timer) = self.reconnect_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        if let Some(timer) = self.limbo_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        if let Some(timer) = self.heartbeat_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        if std::mem::take(&mut self.login_pending) {
+            let error = match state {
+                ConnectionState::ChallengeDenied => LoginError::ConnectionRejected,
+                ConnectionState::TooManyAuthAttempts => LoginError::TooManyAttempts,
+                ConnectionState::AuthenticationTimeout => LoginError::AuthenticationTimeout,
+                _ => LoginError::Closed,
+            };
+            shared.emit(Event::LoginFailed(error));
+        }
+    }
+
+    fn unsolicited(&self, shared: &mut Shared, topic: Topic, action: i32) {
+        shared.error(SessionError::Unsolicited {
+            topic,
+            action: action_name(topic, action),
+            name: String::new(),
+        });
+    }
+}
+
+/// Completes a URL the way the official client does: `ws://` when no scheme
+/// is given, and `default_path` when no path is given.
+pub(crate) fn normalize_url(url: &str, default_path: &str) -> Result<String, InvalidUrl> {
+    let invalid = |reason| InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => match url.strip_prefix("//") {
+            Some(rest) => ("ws".to_owned(), rest),
+            None => ("ws".to_owned(), url),
+        },
+    };
+    if scheme != "ws" && scheme != "wss" {
+        return Err(invalid("only ws and wss URLs are supported"));
+    }
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (host, tail) = rest.split_at(split);
+    if host.is_empty() {
+        return Err(invalid("missing host"));
+    }
+    let path = if tail.is_empty() || tail == "/" {
+        default_path.to_owned()
+    } else if tail.starts_with('?') {
+        format!("{default_path}{tail}")
+    } else {
+        tail.to_owned()
+    };
+    Ok(format!("{scheme}://{host}{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_gets_scheme_and_default_path() {
+        let cases = [
+            ("127.0.0.1:6020", "ws://127.0.0.1:6020/deepstream"),
+            ("ws://127.0.0.1:6020", "ws://127.0.0.1:6020/deepstream"),
+            ("ws://127.0.0.1:6020/", "ws://127.0.0.1:6020/deepstream"),
+            ("//127.0.0.1:6020", "ws://127.0.0.1:6020/deepstream"),
+            ("wss://127.0.0.1/other/path", "wss://127.0.0.1/other/path"),
+            (
+                "ws://127.0.0.1:6020?a=b",
+                "ws://127.0.0.1:6020/deepstream?a=b",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                normalize_url(input, "/deepstream").unwrap(),
+                expected,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_with_other_scheme_is_rejected() {
+        assert!(normalize_url("http://127.0.0.1:6020", "/deepstream").is_err());
+        assert!(normalize_url("ws://", "/deepstream").is_err());
+        assert!(normalize_url("ws:///deepstream", "/deepstream").is_err());
+    }
+}

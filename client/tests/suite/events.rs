@@ -1,0 +1,117 @@
+//! Events: subscribe, emit, unsubscribe and listening.
+
+use deepstream_client::core::EventError;
+use deepstream_client::tokio::ListenEvent;
+
+use crate::common::*;
+use crate::targets;
+
+targets!(emit_reaches_other_clients_and_self, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let alice = server.login("alice").await;
+    let bob = server.login("bob").await;
+    let mut alice_chat = within(alice.event().subscribe("chat")).await.unwrap();
+    let mut bob_chat = within(bob.event().subscribe("chat")).await.unwrap();
+    tokio::time::sleep(QUIET).await;
+
+    within(alice.event().emit("chat", r#"{"text":"hi"}"#))
+        .await
+        .unwrap();
+    let received = within(bob_chat.next())
+        .await
+        .expect("bob's subscription ended");
+    assert_eq!(received.name, "chat");
+    assert_eq!(received.data.as_deref(), Some(r#"{"text":"hi"}"#));
+    let own = within(alice_chat.next())
+        .await
+        .expect("alice's subscription ended");
+    assert_eq!(own.data.as_deref(), Some(r#"{"text":"hi"}"#));
+    assert!(
+        maybe(alice_chat.next()).await.is_none(),
+        "alice got her event twice"
+    );
+
+    within(bob.event().emit_data("chat", None)).await.unwrap();
+    let received = within(alice_chat.next()).await.unwrap();
+    assert_eq!(received.data, None);
+});
+
+targets!(dropped_subscription_stops_events, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let alice = server.login("alice").await;
+    let bob = server.login("bob").await;
+    let subscription = within(bob.event().subscribe("news")).await.unwrap();
+    let mut listener = within(alice.event().listen("^news$")).await.unwrap();
+
+    let Some(ListenEvent::Request(request)) = within(listener.next()).await else {
+        panic!("no listen request for the subscription");
+    };
+    request.accept();
+    drop(subscription);
+    match within(listener.next()).await {
+        Some(ListenEvent::Stopped { name }) => assert_eq!(name, "news"),
+        other => panic!("expected a stop notice, got {other:?}"),
+    }
+});
+
+targets!(emit_bad_input_is_refused, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let client = server.login("alice").await;
+    assert_eq!(
+        within(client.event().emit("", "1")).await,
+        Err(EventError::EmptyName)
+    );
+    assert!(matches!(
+        within(client.event().emit("chat", "{not json")).await,
+        Err(EventError::InvalidJson { .. })
+    ));
+    assert!(matches!(
+        within(client.event().subscribe("")).await,
+        Err(EventError::EmptyName)
+    ));
+});
+
+targets!(listen_reject_then_accept, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let provider = server.login("provider").await;
+    let subscriber = server.login("subscriber").await;
+    let mut listener = within(provider.event().listen("^prices/.*")).await.unwrap();
+    tokio::time::sleep(QUIET).await;
+
+    let mut prices = within(subscriber.event().subscribe("prices/eur"))
+        .await
+        .unwrap();
+    let Some(ListenEvent::Request(request)) = within(listener.next()).await else {
+        panic!("no listen request");
+    };
+    assert_eq!(request.name(), "prices/eur");
+    request.accept();
+    within(provider.event().emit("prices/eur", "1.08"))
+        .await
+        .unwrap();
+    let price = within(prices.next()).await.unwrap();
+    assert_eq!(price.data.as_deref(), Some("1.08"));
+
+    let _other = within(subscriber.event().subscribe("prices/usd"))
+        .await
+        .unwrap();
+    let Some(ListenEvent::Request(request)) = within(listener.next()).await else {
+        panic!("no listen request for the second name");
+    };
+    assert_eq!(request.name(), "prices/usd");
+    request.reject();
+    assert!(
+        maybe(listener.next()).await.is_none(),
+        "a rejected name was offered again at once"
+    );
+});
+
+targets!(listen_twice_is_refused, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let client = server.login("alice").await;
+    let _listener = within(client.event().listen("a.*")).await.unwrap();
+    assert!(matches!(
+        within(client.event().listen("a.*")).await,
+        Err(EventError::AlreadyListening { .. })
+    ));
+});
