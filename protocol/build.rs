@@ -17,7 +17,10 @@ const PROTO_FILES: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    // Read at run time, not with env!(): a build script binary compiled for a
+    // copy of this crate elsewhere must not point back at that copy.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let proto_dir = PathBuf::from(manifest_dir).join("../proto");
     println!("cargo:rerun-if-changed={}", proto_dir.display());
 
     let descriptors = protox::compile(PROTO_FILES, [&proto_dir])?;
