@@ -56,6 +56,7 @@ pub(crate) struct Connection {
     reconnect_attempt: u32,
     reconnect_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
+    login_timer: Option<TimerId>,
     limbo_timer: Option<TimerId>,
     last_received: Timestamp,
     changes: Changes,
@@ -74,6 +75,7 @@ impl Connection {
             reconnect_attempt: 0,
             reconnect_timer: None,
             heartbeat_timer: None,
+            login_timer: None,
             limbo_timer: None,
             last_received: shared.now,
             changes: Changes::default(),
@@ -178,6 +180,8 @@ impl Connection {
         }
         self.auth_data = Some(Bytes::copy_from_slice(auth_data.as_bytes()));
         self.login_pending = true;
+        let deadline = shared.now.after(shared.options.login_timeout);
+        self.login_timer = Some(shared.timers.add(deadline, Timer::Login));
         if self.state == ConnectionState::AwaitingAuthentication {
             self.send_auth(shared);
         }
@@ -239,13 +243,13 @@ impl Connection {
                     shared.timers.cancel(timer);
                 }
                 self.changes.opened = true;
-                if std::mem::take(&mut self.login_pending) {
+                if self.end_login(shared) {
                     shared.emit(Event::LoggedIn { client_data });
                 }
             }
             Ok(AuthAction::AuthUnsuccessful) if self.state == ConnectionState::Authenticating => {
                 self.set_state(shared, ConnectionState::AwaitingAuthentication);
-                if std::mem::take(&mut self.login_pending) {
+                if self.end_login(shared) {
                     shared.emit(Event::LoginFailed(LoginError::Rejected { client_data }));
                 } else {
                     shared.error(SessionError::ReauthenticationFailed { client_data });
@@ -256,7 +260,7 @@ impl Connection {
                 self.enter_final(shared, ConnectionState::TooManyAuthAttempts);
             }
             Ok(AuthAction::InvalidMessageData) if self.login_pending => {
-                self.login_pending = false;
+                self.end_login(shared);
                 shared.emit(Event::LoginFailed(LoginError::InvalidAuthData {
                     reason: "the server could not read the authentication data".to_owned(),
                 }));
@@ -356,6 +360,22 @@ impl Connection {
         self.reconnect_attempt = 0;
     }
 
+    /// Ends a pending login: cancels its timer and returns whether one was pending.
+    fn end_login(&mut self, shared: &mut Shared) -> bool {
+        if let Some(timer) = self.login_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        std::mem::take(&mut self.login_pending)
+    }
+
+    /// Fails the pending login when its time is up.
+    pub(crate) fn login_timed_out(&mut self, shared: &mut Shared) {
+        self.login_timer = None;
+        if std::mem::take(&mut self.login_pending) {
+            shared.emit(Event::LoginFailed(LoginError::TimedOut));
+        }
+    }
+
     fn schedule_heartbeat(&mut self, shared: &mut Shared) {
         let deadline = shared.now.after(shared.options.heartbeat_interval);
         self.heartbeat_timer = Some(shared.timers.add(deadline, Timer::Heartbeat));
@@ -407,7 +427,7 @@ impl Connection {
         if let Some(timer) = self.heartbeat_timer.take() {
             shared.timers.cancel(timer);
         }
-        if std::mem::take(&mut self.login_pending) {
+        if self.end_login(shared) {
             let error = match state {
                 ConnectionState::ChallengeDenied => LoginError::ConnectionRejected,
                 ConnectionState::TooManyAuthAttempts => LoginError::TooManyAttempts,

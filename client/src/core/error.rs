@@ -110,6 +110,10 @@ pub enum LoginError {
     /// The server's login timeout ran out before a login.
     #[error("the server's login timeout ran out")]
     AuthenticationTimeout,
+    /// No answer to the login arrived within `Options::login_timeout`, for
+    /// example because the peer is not a deepstream server.
+    #[error("no answer to the login within the login timeout")]
+    TimedOut,
     /// The client is already logged in on this connection.
     #[error("already logged in")]
     AlreadyLoggedIn,

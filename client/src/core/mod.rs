@@ -469,6 +469,7 @@ impl Session {
         match timer {
             Timer::Heartbeat => self.connection.heartbeat(&mut self.shared),
             Timer::Reconnect => self.connection.reconnect_due(),
+            Timer::Login => self.connection.login_timed_out(&mut self.shared),
             Timer::LimboExpired => {
                 self.connection.limbo_expired();
                 self.shared.in_limbo = false;

@@ -42,6 +42,9 @@ pub struct Options {
     /// server's `RESPONSE_TIMEOUT` (10 s by default); this one is longer and
     /// ends a request whose answer never comes. Default 20 s.
     pub rpc_response_timeout: Duration,
+    /// How long a login may wait for the server's answer, from the call until
+    /// the server accepts or rejects it, across reconnections. Default 15 s.
+    pub login_timeout: Duration,
     /// Whether an incoming RPC request is accepted (`ACCEPT` sent) as soon as
     /// it is handed to the application, as the official client does. When
     /// false, the application accepts explicitly or by responding. Default true.
@@ -73,6 +76,7 @@ impl Default for Options {
             subscription_timeout: Duration::from_secs(2),
             offline_buffer_timeout: Duration::from_secs(2),
             rpc_response_timeout: Duration::from_secs(20),
+            login_timeout: Duration::from_secs(15),
             rpc_auto_accept: true,
             path: "/deepstream".to_owned(),
             record_read_timeout: Duration::from_secs(15),

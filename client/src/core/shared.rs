@@ -28,6 +28,8 @@ pub(crate) enum Timer {
     Request(RequestId),
     /// The first read of a record did not get its answer in time.
     RecordRead(String),
+    /// A login did not get its answer in time.
+    Login,
 }
 
 /// The bulk queues of the session, one per topic and subscribe action.

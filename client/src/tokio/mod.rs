@@ -125,11 +125,9 @@ impl Client {
     /// the server sent (JSON text), if any.
     ///
     /// The client logs in with the same data again after every reconnection.
-    ///
-    /// NOTE: there is no login timeout yet. Against a peer that accepts the
-    /// WebSocket but never answers the challenge (not a deepstream server, or
-    /// a hung one), this waits until the heartbeat check gives up on every
-    /// reconnection attempt; wrap the call in `tokio::time::timeout` meanwhile.
+    /// Without an answer within `Options::login_timeout` (a peer that is not
+    /// a deepstream server, or a hung one) it fails with
+    /// [`LoginError::TimedOut`].
     pub async fn login(&self, auth_data: &str) -> Result<Option<String>, LoginError> {
         let (reply, result) = oneshot::channel();
         self.send(Command::Login {

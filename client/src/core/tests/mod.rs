@@ -232,6 +232,61 @@ fn login_succeeds_with_client_data() {
 }
 
 #[test]
+fn login_without_answer_times_out_once() {
+    let mut harness = Harness::connected(Options {
+        login_timeout: Duration::from_secs(5),
+        heartbeat_interval: Duration::from_secs(60),
+        ..options()
+    });
+    harness.session.login("{}", harness.time()).unwrap();
+    harness.advance(4_999);
+    let early = harness.events();
+    assert!(
+        !early
+            .iter()
+            .any(|event| matches!(event, Event::LoginFailed(_))),
+        "login failed early: {early:?}"
+    );
+
+    harness.advance(1);
+    let events = harness.events();
+    let failures = events
+        .iter()
+        .filter(|event| **event == Event::LoginFailed(LoginError::TimedOut))
+        .count();
+    assert_eq!(failures, 1, "{events:?}");
+
+    harness.advance(60_000);
+    let later = harness.events();
+    assert!(
+        !later
+            .iter()
+            .any(|event| matches!(event, Event::LoginFailed(_))),
+        "a second login result: {later:?}"
+    );
+}
+
+#[test]
+fn login_answer_cancels_the_timeout() {
+    let mut harness = Harness::connected(Options {
+        login_timeout: Duration::from_secs(5),
+        ..options()
+    });
+    harness.accept_challenge();
+    harness.session.login("{}", harness.time()).unwrap();
+    harness.sent();
+    harness.receive(auth(AuthAction::AuthSuccessful, None));
+    harness.advance(10_000);
+    let events = harness.events();
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::LoginFailed(_))),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn login_before_accept_waits_for_it() {
     let mut harness = Harness::connected(options());
     harness.session.login("{}", harness.time()).unwrap();
