@@ -17,6 +17,10 @@ use deepstream_protocol::{
 };
 
 use super::error::{LoginError, SessionError, action_name};
+
+/// The shortest heartbeat interval used, whatever `Options::heartbeat_interval` says.
+pub(crate) const MIN_HEARTBEAT_INTERVAL: std::time::Duration =
+    std::time::Duration::from_millis(100);
 use super::shared::{Shared, Timer};
 use super::time::{TimerId, Timestamp};
 use super::{ConnectionState, Event, InvalidUrl, SocketCommand};
@@ -276,7 +280,11 @@ impl Connection {
         if self.socket != Socket::Open {
             return;
         }
-        let tolerance = shared.options.heartbeat_interval * 2;
+        let tolerance = shared
+            .options
+            .heartbeat_interval
+            .max(MIN_HEARTBEAT_INTERVAL)
+            * 2;
         if shared.now.since(self.last_received) > tolerance {
             shared.error(SessionError::HeartbeatTimeout);
             self.commands.push_back(SocketCommand::Close);
@@ -377,7 +385,12 @@ impl Connection {
     }
 
     fn schedule_heartbeat(&mut self, shared: &mut Shared) {
-        let deadline = shared.now.after(shared.options.heartbeat_interval);
+        // A zero interval would fire at once, forever, and spin the driver.
+        let interval = shared
+            .options
+            .heartbeat_interval
+            .max(MIN_HEARTBEAT_INTERVAL);
+        let deadline = shared.now.after(interval);
         self.heartbeat_timer = Some(shared.timers.add(deadline, Timer::Heartbeat));
     }
 

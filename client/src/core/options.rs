@@ -13,7 +13,8 @@ use super::record::MergeStrategy;
 #[non_exhaustive]
 pub struct Options {
     /// How often the client sends `PING`. The server is considered lost after
-    /// two intervals without any message from it. Default 30 s.
+    /// two intervals without any message from it. Default 30 s; values below
+    /// 100 ms are raised to 100 ms.
     pub heartbeat_interval: Duration,
     /// The delay added before each further reconnection attempt: the first
     /// attempt starts at once, the second after one increment, the third after

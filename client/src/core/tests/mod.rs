@@ -267,6 +267,23 @@ fn login_without_answer_times_out_once() {
 }
 
 #[test]
+fn zero_heartbeat_interval_does_not_spin() {
+    let mut harness = Harness::connected(Options {
+        heartbeat_interval: Duration::ZERO,
+        ..options()
+    });
+    harness.accept_challenge();
+    harness.sent();
+    harness.advance(0);
+    assert!(harness.sent().is_empty(), "a PING was due at once");
+    let deadline = harness
+        .session
+        .poll_timeout()
+        .expect("a heartbeat is scheduled");
+    assert!(deadline > harness.time(), "the next deadline is now");
+}
+
+#[test]
 fn login_answer_cancels_the_timeout() {
     let mut harness = Harness::connected(Options {
         login_timeout: Duration::from_secs(5),
