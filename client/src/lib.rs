@@ -21,6 +21,12 @@
 //! Most differences ensure that every request that waits for the server ends
 //! with exactly one result, if need be by a timeout.
 //!
+//! NOTE: not every path reaches that yet. A `Records::get` waiting for its
+//! first read does not end after `close()` or before a login, requests made
+//! before a login have no timer, and the reconnection delay restarts whenever
+//! a socket opens, so a peer that accepts and closes at once is retried
+//! without a pause.
+//!
 //! Offline behaviour, as in the official client: emits, RPCs and presence
 //! queries made while the connection is lost are kept for
 //! `Options::offline_buffer_timeout` and sent after the next login; later ones
