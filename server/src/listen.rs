@@ -37,7 +37,7 @@ pub trait ListenMessages: Send + Sync + 'static {
     fn pattern_removed(&self, pattern: &str, subscription: &str) -> Bytes;
     /// Reports a pattern that is not a valid regular expression.
     fn invalid_regex(&self, pattern: &str) -> Bytes;
-    /// Tells a provider it answered too late for `subscription`.
+    /// Tells a provider that its response for `subscription` came too late.
     fn response_timeout(&self, subscription: &str) -> Bytes;
     /// Reports a second LISTEN of the same pattern.
     fn already_listening(&self, pattern: &str) -> Bytes;

@@ -68,7 +68,7 @@ pub(super) fn error(
     encode(&message)
 }
 
-/// The same error with a description in `data`.
+/// Builds the same error with a description in `data`.
 pub(super) fn error_with_reason(
     action: RecordAction,
     original_action: RecordAction,
@@ -139,7 +139,7 @@ pub(super) fn write_acknowledgement(name: &str, correlation_id: &str) -> Bytes {
     })
 }
 
-/// A message with only an action and a record name, such as `DELETED`.
+/// Builds a message with only an action and a record name, such as `DELETED`.
 pub(super) fn named(action: RecordAction, name: &str) -> Bytes {
     encode(&RecordMessage {
         action: action.into(),
@@ -148,7 +148,7 @@ pub(super) fn named(action: RecordAction, name: &str) -> Bytes {
     })
 }
 
-/// The acknowledgement of a bulk request.
+/// Builds the acknowledgement of a bulk request.
 pub(super) fn ack(action: RecordAction, correlation_id: String) -> Bytes {
     encode(&RecordMessage {
         action: action.into(),

@@ -82,7 +82,7 @@ pub(super) enum WriteKind {
     },
 }
 
-/// What the worker takes from the queue at once.
+/// The operations a worker takes from the queue at once.
 pub(super) enum Batch {
     One(Op),
     Writes(Vec<Write>),
@@ -113,7 +113,7 @@ impl RecordHandler {
         }
     }
 
-    /// Loads the record unless the worker knows it already.
+    /// Loads the record unless the worker already has its state.
     async fn ensure_loaded(
         &self,
         name: &str,
@@ -539,7 +539,7 @@ fn edit<E: std::fmt::Display>(
     ))
 }
 
-/// The message that announces an applied write to the other subscribers.
+/// Builds the message that announces an applied write to the other subscribers.
 fn update_frame(name: &str, write: &Write, version: i32) -> Bytes {
     let mut message = RecordMessage {
         name: name.to_owned(),
