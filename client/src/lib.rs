@@ -21,19 +21,43 @@
 //! Most differences ensure that every request that waits for the server ends
 //! with exactly one result, if need be by a timeout.
 //!
-//! NOTE: not every path reaches that yet. A `Records::get` waiting for its
-//! first read does not end after `close()` or before a login, requests made
-//! before a login have no timer, and the reconnection delay restarts whenever
-//! a socket opens, so a peer that accepts and closes at once is retried
-//! without a pause.
+//! Offline behaviour: emits, RPCs and presence queries made while the client
+//! is not logged in (before the first login, after a rejected one, or while
+//! reconnecting) are kept and sent after the next login. An RPC or presence
+//! query still unsent after `Options::offline_buffer_timeout` fails with a
+//! `ClientOffline` error, and once a lost connection has stayed lost that
+//! long, new ones fail at once. Subscriptions are kept and sent again after
+//! every login. Record writes made offline change the local data and are sent
+//! after the next login. Record deletes, snapshots, heads and notifies fail at
+//! once with `RecordError::ClientOffline`. Opening a record waits for the
+//! login, up to `Options::record_read_timeout`. Once the client is closed or
+//! has given up reconnecting, everything still waiting fails and new requests
+//! fail at once.
 //!
-//! Offline behaviour, as in the official client: emits, RPCs and presence
-//! queries made while the connection is lost are kept for
-//! `Options::offline_buffer_timeout` and sent after the next login; later ones
-//! fail at once with a `ClientOffline` error. Subscriptions are kept and sent
-//! again after every login. Record writes made offline change the local data
-//! and are sent after the next login; record deletes, snapshots, heads and
-//! notifies fail at once with `RecordError::ClientOffline`.
+//! # Differences from the official client
+//!
+//! Each difference makes sure that a request waiting for the server ends with
+//! exactly one result:
+//!
+//! - Logins, RPCs, record write acknowledgements, snapshots, heads, deletes
+//!   and notifies have client-side timeouts (`Options::login_timeout`,
+//!   `rpc_response_timeout`, `record_request_timeout`). The official client
+//!   waits for the server's own timeouts or forever.
+//! - Reconnection attempts are counted from zero again only after a
+//!   successful login, or after the server was heard from and the socket
+//!   stayed open for a heartbeat interval. The official client restarts the
+//!   count whenever a socket opens, so a server that accepts sockets and
+//!   closes them at once is retried without pause, forever.
+//! - `VERSION_EXISTS` always runs the merge strategy. When the merged data
+//!   differs from the server's, it is written again with the next version. A
+//!   write acknowledgement requested for the rejected write ends with
+//!   `RecordError::VersionExists`.
+//! - Discarding the last handle of a record unsubscribes at once. The
+//!   official client waits `recordDiscardTimeout` first.
+//! - A listen pattern that the server rejects as an invalid regular
+//!   expression ends the listen registration.
+//! - Record listening, TLS (`wss://`) and offline record storage are not
+//!   implemented.
 //!
 //! # Connecting and logging in
 //!
@@ -160,7 +184,7 @@
 //! let mut selected = client.record().anonymous();
 //! let mut title = selected.subscribe_path("title").await?;
 //! selected.set_name("todo/0").await?;
-//! println!("{:?}", title.recv().await);
+//! println!("{:?}", title.next().await);
 //! # Ok(())
 //! # }
 //! ```

@@ -8,6 +8,12 @@
 //! one, two, three ... `reconnect_interval_increment`s (at most
 //! `max_reconnect_interval`), up to `max_reconnect_attempts` attempts; after a
 //! new socket opens, the client logs in again with the same data.
+//!
+//! The official client counts attempts from zero again as soon as a socket
+//! opens, so a peer that accepts sockets and closes them at once is retried
+//! without delay, forever. This client starts counting again only once a
+//! connection has proven itself: the login succeeded, or the server was heard
+//! from and the socket stayed open for a heartbeat interval.
 
 use std::collections::VecDeque;
 
@@ -63,6 +69,8 @@ pub(crate) struct Connection {
     login_timer: Option<TimerId>,
     limbo_timer: Option<TimerId>,
     last_received: Timestamp,
+    /// Whether the server sent anything since the current socket opened.
+    heard_since_open: bool,
     changes: Changes,
 }
 
@@ -82,6 +90,7 @@ impl Connection {
             login_timer: None,
             limbo_timer: None,
             last_received: shared.now,
+            heard_since_open: false,
             changes: Changes::default(),
         };
         connection.open_socket();
@@ -102,6 +111,7 @@ impl Connection {
 
     pub(crate) fn message_received(&mut self, now: Timestamp) {
         self.last_received = now;
+        self.heard_since_open = true;
     }
 
     pub(crate) fn connected(&mut self, shared: &mut Shared) {
@@ -111,7 +121,10 @@ impl Connection {
         }
         self.socket = Socket::Open;
         shared.socket_open = true;
-        self.clear_reconnect(shared);
+        if let Some(timer) = self.reconnect_timer.take() {
+            shared.timers.cancel(timer);
+        }
+        self.heard_since_open = false;
         self.last_received = shared.now;
         self.schedule_heartbeat(shared);
         self.set_state(shared, ConnectionState::Challenging);
@@ -241,6 +254,7 @@ impl Connection {
         match AuthAction::try_from(message.action) {
             Ok(AuthAction::AuthSuccessful) if self.state == ConnectionState::Authenticating => {
                 self.set_state(shared, ConnectionState::Open);
+                self.reconnect_attempt = 0;
                 shared.logged_in = true;
                 shared.in_limbo = false;
                 if let Some(timer) = self.limbo_timer.take() {
@@ -290,6 +304,10 @@ impl Connection {
             self.commands.push_back(SocketCommand::Close);
             self.socket_lost(shared);
             return;
+        }
+        if self.heard_since_open {
+            // The socket has been open, with traffic from the server, for a heartbeat interval.
+            self.reconnect_attempt = 0;
         }
         shared.send(
             TopicMessage::Connection(ConnectionMessage {
@@ -359,13 +377,6 @@ impl Connection {
         self.reconnect_timer = Some(shared.timers.add(deadline, Timer::Reconnect));
         self.reconnect_attempt += 1;
         tracing::debug!(attempt = self.reconnect_attempt, ?delay, "reconnecting");
-    }
-
-    fn clear_reconnect(&mut self, shared: &mut Shared) {
-        if let Some(timer) = self.reconnect_timer.take() {
-            shared.timers.cancel(timer);
-        }
-        self.reconnect_attempt = 0;
     }
 
     /// Ends a pending login: cancels its timer and returns whether one was pending.
@@ -482,8 +493,13 @@ pub(crate) fn normalize_url(url: &str, default_path: &str) -> Result<String, Inv
     if host.is_empty() {
         return Err(invalid("missing host"));
     }
+    // `Options::path` may be given without its leading slash.
+    let default_path = match default_path.strip_prefix('/') {
+        Some(_) => default_path.to_owned(),
+        None => format!("/{default_path}"),
+    };
     let path = if tail.is_empty() || tail == "/" {
-        default_path.to_owned()
+        default_path
     } else if tail.starts_with('?') {
         format!("{default_path}{tail}")
     } else {
@@ -516,6 +532,18 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn default_path_gets_leading_slash() {
+        assert_eq!(
+            normalize_url("127.0.0.1:6020", "ds").unwrap(),
+            "ws://127.0.0.1:6020/ds"
+        );
+        assert_eq!(
+            normalize_url("127.0.0.1:6020?a=b", "").unwrap(),
+            "ws://127.0.0.1:6020/?a=b"
+        );
     }
 
     #[test]

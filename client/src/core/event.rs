@@ -106,6 +106,13 @@ impl EventHandler {
                     key: message.name.clone(),
                 });
                 server_error(shared, &message);
+                if let Some(listen) = self.listens.shift_remove(&message.name) {
+                    self.patterns.remove(&listen.id);
+                    shared.emit(Event::ListenRejected {
+                        listen: listen.id,
+                        pattern: message.name,
+                    });
+                }
             }
             _ => server_error(shared, &message),
         }
@@ -277,7 +284,10 @@ impl Session {
     /// The server sends it to every other subscriber; this client's own
     /// subscribers get it at once. While the connection is lost, the emit is
     /// kept for `offline_buffer_timeout` and sent after the next login;
-    /// after that time it fails with [`EventError::ClientOffline`].
+    /// after that time it fails with [`EventError::ClientOffline`]. An emit is
+    /// not acknowledged: one larger than the server's maximum message size
+    /// (`maxMessageSize`, 1 MiB by default in deepstream 7) returns `Ok`, and
+    /// the server then closes the connection.
     pub fn event_emit(
         &mut self,
         name: &str,

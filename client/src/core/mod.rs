@@ -152,6 +152,15 @@ pub enum Event {
         /// The name no longer provided.
         name: String,
     },
+    /// The server rejected a listen pattern as an invalid regular
+    /// expression. The listen registration has ended; an [`Event::Error`]
+    /// with the server's `INVALID_LISTEN_REGEX` comes with it.
+    ListenRejected {
+        /// The listen registration that ended.
+        listen: ListenId,
+        /// The pattern.
+        pattern: String,
+    },
     /// An RPC request for a name this client provides. Answer it with
     /// [`Session::rpc_respond`], [`Session::rpc_error`] or [`Session::rpc_reject`].
     RpcRequest(IncomingRpc),
@@ -514,6 +523,7 @@ impl Session {
         if changes.gave_up {
             self.shared.in_limbo = false;
             self.on_limbo_expired();
+            self.record.on_closed(&mut self.shared);
         }
     }
 

@@ -33,10 +33,11 @@ pub struct Options {
     /// [`Event::Error`](super::Event::Error) or a failed query reports it.
     /// Default 2 s.
     pub subscription_timeout: Duration,
-    /// How long emits, RPCs and presence queries made while the connection is
-    /// lost are kept to be sent after it comes back. After that they fail with
-    /// `ClientOffline`, and so do new ones until the client is logged in again.
-    /// Default 2 s.
+    /// How long emits, RPCs and presence queries made while the client is not
+    /// logged in are kept to be sent after the login. An RPC or query still
+    /// unsent after this time fails with `ClientOffline`. Once a lost
+    /// connection has stayed lost this long, new ones fail at once until the
+    /// client is logged in again. Default 2 s.
     pub offline_buffer_timeout: Duration,
     /// How long [`Session::rpc_make`](super::Session::rpc_make) waits for a
     /// response. The official client has no such timer and relies on the

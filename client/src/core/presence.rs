@@ -61,7 +61,10 @@ enum Query {
 #[derive(Debug)]
 struct Pending {
     query: Query,
-    timer: Option<TimerId>,
+    /// The response timeout once sent; while queued, the offline buffer timeout.
+    timer: TimerId,
+    /// Whether the query went out, or still waits for a login.
+    sent: bool,
     frame: Bytes,
 }
 
@@ -183,7 +186,7 @@ impl PresenceHandler {
         let waiting: Vec<RequestId> = self
             .pending
             .iter()
-            .filter(|(_, pending)| pending.query == Query::All && pending.timer.is_some())
+            .filter(|(_, pending)| pending.query == Query::All && pending.sent)
             .map(|(request, _)| *request)
             .collect();
         for request in &waiting {
@@ -219,9 +222,7 @@ impl PresenceHandler {
 
     fn remove(&mut self, shared: &mut Shared, request: RequestId) -> Option<Pending> {
         let pending = self.pending.shift_remove(&request)?;
-        if let Some(timer) = pending.timer {
-            shared.timers.cancel(timer);
-        }
+        shared.timers.cancel(pending.timer);
         Some(pending)
     }
 
@@ -242,13 +243,18 @@ impl PresenceHandler {
     /// Fails a query whose answer did not come in time.
     pub(crate) fn request_timed_out(&mut self, shared: &mut Shared, request: RequestId) {
         if let Some(pending) = self.pending.shift_remove(&request) {
-            Self::fail(shared, request, &pending.query, PresenceError::Timeout);
+            let error = if pending.sent {
+                PresenceError::Timeout
+            } else {
+                PresenceError::ClientOffline
+            };
+            Self::fail(shared, request, &pending.query, error);
         }
     }
 
     pub(crate) fn on_lost(&mut self, shared: &mut Shared) {
         self.bulk.reset(shared);
-        self.fail_where(shared, |pending| pending.timer.is_some());
+        self.fail_where(shared, |pending| pending.sent);
     }
 
     pub(crate) fn on_reestablished(&mut self, shared: &mut Shared) {
@@ -262,7 +268,7 @@ impl PresenceHandler {
         let queued: Vec<RequestId> = self
             .pending
             .iter()
-            .filter(|(_, pending)| pending.timer.is_none())
+            .filter(|(_, pending)| !pending.sent)
             .map(|(request, _)| *request)
             .collect();
         for request in queued {
@@ -271,7 +277,7 @@ impl PresenceHandler {
     }
 
     pub(crate) fn on_limbo_expired(&mut self, shared: &mut Shared) {
-        self.fail_where(shared, |pending| pending.timer.is_none());
+        self.fail_where(shared, |pending| !pending.sent);
     }
 
     fn fail_where(&mut self, shared: &mut Shared, matches: impl Fn(&Pending) -> bool) {
@@ -298,7 +304,9 @@ impl PresenceHandler {
             return;
         };
         shared.send(pending.frame.clone());
-        pending.timer = Some(shared.request_timer(request, shared.options.subscription_timeout));
+        shared.timers.cancel(pending.timer);
+        pending.timer = shared.request_timer(request, shared.options.subscription_timeout);
+        pending.sent = true;
     }
 
     fn queue_query(
@@ -311,11 +319,13 @@ impl PresenceHandler {
             return Err(PresenceError::ClientOffline);
         }
         let request = RequestId(shared.next_id());
+        let timer = shared.request_timer(request, shared.options.offline_buffer_timeout);
         self.pending.insert(
             request,
             Pending {
                 query,
-                timer: None,
+                timer,
+                sent: false,
                 frame,
             },
         );

@@ -109,6 +109,8 @@ struct Queued {
     request: RequestId,
     correlation_id: String,
     frame: Bytes,
+    /// Fails the request with `ClientOffline` when it cannot be sent in time.
+    timer: TimerId,
 }
 
 #[derive(Debug)]
@@ -295,6 +297,18 @@ impl RpcHandler {
     /// Fails a call whose answer did not come in time. Returns whether
     /// `request` was an RPC.
     pub(crate) fn request_timed_out(&mut self, shared: &mut Shared, request: RequestId) -> bool {
+        if let Some(index) = self
+            .limbo_queue
+            .iter()
+            .position(|queued| queued.request == request)
+        {
+            self.limbo_queue.remove(index);
+            shared.emit(Event::RpcResult {
+                request,
+                result: Err(RpcError::ClientOffline),
+            });
+            return true;
+        }
         let Some(outgoing) = self.outgoing.remove(&request) else {
             return false;
         };
@@ -327,12 +341,14 @@ impl RpcHandler {
             self.bulk.subscribe(shared, &name);
         }
         for queued in std::mem::take(&mut self.limbo_queue) {
+            shared.timers.cancel(queued.timer);
             self.send_request(shared, queued.request, queued.correlation_id, queued.frame);
         }
     }
 
     pub(crate) fn on_limbo_expired(&mut self, shared: &mut Shared) {
         for queued in self.limbo_queue.drain(..) {
+            shared.timers.cancel(queued.timer);
             shared.emit(Event::RpcResult {
                 request: queued.request,
                 result: Err(RpcError::ClientOffline),
@@ -402,9 +418,11 @@ impl Session {
     /// Calls the RPC `name` with an optional JSON argument.
     ///
     /// The result comes as [`Event::RpcResult`] with the returned id, exactly
-    /// once. While the connection is lost, the call is kept for
-    /// `offline_buffer_timeout`; after that it fails at once with
-    /// [`RpcError::ClientOffline`].
+    /// once. A call made while the client is not logged in (before the
+    /// first login, after a rejected one, or while reconnecting) is kept and
+    /// sent after the login. It fails with [`RpcError::ClientOffline`] if it
+    /// is still unsent after `offline_buffer_timeout`. Once a lost connection
+    /// has stayed lost for that long, new calls fail at once.
     pub fn rpc_make(
         &mut self,
         name: &str,
@@ -435,10 +453,14 @@ impl Session {
             self.rpc
                 .send_request(&mut self.shared, request, correlation_id, frame);
         } else {
+            let timer = self
+                .shared
+                .request_timer(request, self.shared.options.offline_buffer_timeout);
             self.rpc.limbo_queue.push(Queued {
                 request,
                 correlation_id,
                 frame,
+                timer,
             });
         }
         Ok(request)

@@ -501,6 +501,9 @@ impl Driver {
                     let _ = sender.send(ListenNotice::Stopped { name });
                 }
             }
+            Event::ListenRejected { listen, .. } => {
+                routes.listens.remove(&listen);
+            }
             Event::RpcRequest(incoming) => {
                 let id = incoming.id;
                 let delivered = routes

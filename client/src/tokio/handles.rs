@@ -95,7 +95,8 @@ impl Listener {
     }
 
     /// Waits for the next request or stop notice. Returns `None` once the
-    /// client has closed.
+    /// client has closed, or when the server rejected the pattern as an
+    /// invalid regular expression (the client's error stream says so).
     pub async fn next(&mut self) -> Option<ListenEvent> {
         let notice = self.receiver.recv().await?;
         Some(match notice {
@@ -245,7 +246,11 @@ impl RpcRequest {
     }
 
     /// Answers with `data`, which must be JSON text.
+    ///
+    /// Data that is not valid JSON returns [`RpcError::InvalidJson`], and the
+    /// request is rejected, as on drop, so that the caller is not left waiting.
     pub async fn send(mut self, data: &str) -> Result<(), RpcError> {
+        crate::core::check_json(data).map_err(|reason| RpcError::InvalidJson { reason })?;
         self.answered = true;
         let (reply, result) = tokio::sync::oneshot::channel();
         self.answer(RpcAnswer::Respond(Some(data.to_owned())), Some(reply));

@@ -37,7 +37,10 @@ pub use handles::{
 };
 #[cfg(feature = "serde")]
 pub use json::JsonError;
-pub use records::{AnonymousRecord, List, ListSubscription, Record, RecordSubscription, Records};
+pub use records::{
+    AnonymousRecord, AnonymousRecordSubscription, List, ListSubscription, Record,
+    RecordSubscription, Records,
+};
 
 /// How many session errors [`Client::errors`] keeps for a slow reader.
 const ERROR_CHANNEL_CAPACITY: usize = 64;
@@ -143,9 +146,11 @@ impl Client {
     }
 
     /// Returns a receiver of connection state changes; `changed().await`
-    /// waits for the next one.
+    /// waits for the next change after this call.
     pub fn state_changes(&self) -> watch::Receiver<ConnectionState> {
-        self.state.clone()
+        let mut receiver = self.state.clone();
+        receiver.mark_unchanged();
+        receiver
     }
 
     /// Returns a receiver of the problems that no single request owns, such

@@ -442,7 +442,8 @@ impl List {
             .await
     }
 
-    /// Adds `entry` at `index`, or at the end.
+    /// Adds `entry` at `index`, or at the end. An index past the end fails
+    /// with [`RecordError::InvalidIndex`].
     pub async fn add_entry(&self, entry: &str, index: Option<usize>) -> Result<(), RecordError> {
         let (entry, id) = (entry.to_owned(), self.record.id);
         self.record
@@ -454,7 +455,9 @@ impl List {
             .await
     }
 
-    /// Removes every occurrence of `entry`, or only the one at `index`.
+    /// Removes every occurrence of `entry`, or with `index` only the entry at
+    /// that index, if it is `entry`. An index past the end fails with
+    /// [`RecordError::InvalidIndex`].
     pub async fn remove_entry(&self, entry: &str, index: Option<usize>) -> Result<(), RecordError> {
         let (entry, id) = (entry.to_owned(), self.record.id);
         self.record
@@ -517,7 +520,12 @@ pub struct AnonymousRecord {
 
 impl AnonymousRecord {
     /// Opens the record `name` in place of the current one and waits until it is ready.
+    ///
+    /// The current record stays in place when opening the new one fails.
     pub async fn set_name(&mut self, name: &str) -> Result<(), RecordError> {
+        if name.is_empty() {
+            return Err(RecordError::EmptyName);
+        }
         if self
             .record
             .as_ref()
@@ -525,11 +533,13 @@ impl AnonymousRecord {
         {
             return Ok(());
         }
-        self.record = None;
+        self.subscriptions.retain(|(_, sender)| !sender.is_closed());
+
         let record = self.client.record().get(name).await?;
         for (path, sender) in &self.subscriptions {
             subscribe_into(&self.client, record.id, path.clone(), sender.clone()).await?;
         }
+        // Dropping the previous record discards it and ends its subscriptions.
         self.record = Some((name.to_owned(), record));
         Ok(())
     }
@@ -545,9 +555,7 @@ impl AnonymousRecord {
     }
 
     /// Follows the whole current record, and every record it switches to.
-    pub async fn subscribe(
-        &mut self,
-    ) -> Result<mpsc::UnboundedReceiver<Option<String>>, RecordError> {
+    pub async fn subscribe(&mut self) -> Result<AnonymousRecordSubscription, RecordError> {
         self.subscribe_path_inner(None).await
     }
 
@@ -555,19 +563,62 @@ impl AnonymousRecord {
     pub async fn subscribe_path(
         &mut self,
         path: &str,
-    ) -> Result<mpsc::UnboundedReceiver<Option<String>>, RecordError> {
+    ) -> Result<AnonymousRecordSubscription, RecordError> {
         self.subscribe_path_inner(Some(path.to_owned())).await
     }
 
     async fn subscribe_path_inner(
         &mut self,
         path: Option<String>,
-    ) -> Result<mpsc::UnboundedReceiver<Option<String>>, RecordError> {
+    ) -> Result<AnonymousRecordSubscription, RecordError> {
         let (sender, receiver) = mpsc::unbounded_channel();
         if let Some((_, record)) = &self.record {
             subscribe_into(&self.client, record.id, path.clone(), sender.clone()).await?;
         }
-        self.subscriptions.push((path, sender));
-        Ok(receiver)
+        self.subscriptions.push((path, sender.clone()));
+        Ok(AnonymousRecordSubscription {
+            receiver,
+            sender,
+            client: self.client.clone(),
+        })
+    }
+}
+
+/// Changes of an anonymous record, or of a path in it, across the records it
+/// switches to. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct AnonymousRecordSubscription {
+    receiver: mpsc::UnboundedReceiver<Option<String>>,
+    /// A clone of the sender the routes hold, to find them on drop.
+    sender: Changes,
+    client: Client,
+}
+
+impl AnonymousRecordSubscription {
+    /// Waits for the next value: JSON text, or `None` inside when the path
+    /// names nothing now. Returns `None` once the client closed.
+    pub async fn next(&mut self) -> Option<Option<String>> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for AnonymousRecordSubscription {
+    fn drop(&mut self) {
+        let sender = self.sender.clone();
+        let _ = self
+            .client
+            .commands
+            .send(Command::Call(Box::new(move |session, _, routes| {
+                let ids: Vec<RecordSubscriptionId> = routes
+                    .record_changes
+                    .iter()
+                    .filter(|(_, (_, route))| route.same_channel(&sender))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    routes.record_changes.remove(&id);
+                    let _ = session.record_unsubscribe(id);
+                }
+            })));
     }
 }

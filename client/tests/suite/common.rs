@@ -83,20 +83,19 @@ macro_rules! targets {
     };
 }
 
-/// Runs a test body for `target`, or skips it when the Node.js server is not installed.
+/// Runs a test body for `target`. Fails when the Node.js server is not installed.
 pub async fn run<F, Fut>(target: Target, body: F)
 where
     F: FnOnce(Target) -> Fut,
     Fut: Future<Output = ()>,
 {
     init_tracing();
-    if target == Target::Node && !node_server_script().exists() {
-        eprintln!(
-            "skipped: the Node.js deepstream server is not installed at {}; run `npm ci` in interop/",
-            node_server_script().display()
-        );
-        return;
-    }
+    assert!(
+        target != Target::Node || node_server_script().exists(),
+        "the Node.js deepstream server is not installed at {}: run `npm ci` in interop/ \
+         (./scripts/test does)",
+        node_server_script().display()
+    );
     tokio::time::timeout(Duration::from_secs(60), body(target))
         .await
         .expect("test did not finish within 60 s");

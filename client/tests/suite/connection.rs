@@ -1,6 +1,8 @@
 //! Connecting, logging in, connection states and reconnection.
 
-use deepstream_client::core::{ConnectionState, LoginError};
+use std::time::Duration;
+
+use deepstream_client::core::{ConnectionState, LoginError, PresenceError, RecordError, RpcError};
 use deepstream_client::tokio::Client;
 
 use crate::common::*;
@@ -93,6 +95,62 @@ targets!(close_ends_everything, |target| async move {
         within(client.rpc().make("anything", "1")).await,
         Err(deepstream_client::core::RpcError::ClientOffline)
     );
+    assert!(matches!(
+        within(client.record().get("after/close")).await,
+        Err(RecordError::ClientOffline)
+    ));
+});
+
+targets!(close_fails_record_waiting_for_login, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let client = server.client().await;
+    let opening = {
+        let client = client.clone();
+        tokio::spawn(async move { client.record().get("before/login").await })
+    };
+    tokio::time::sleep(QUIET).await;
+    assert!(!opening.is_finished(), "the record opened without a login");
+    client.close().await;
+    let result = within(opening).await.expect("the task panicked");
+    assert!(
+        matches!(result, Err(RecordError::ClientOffline)),
+        "{result:?}"
+    );
+});
+
+targets!(requests_before_login_end, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let mut options = test_options();
+    options.offline_buffer_timeout = Duration::from_millis(200);
+    options.record_read_timeout = Duration::from_millis(400);
+    let client = server.client_with(options).await;
+    assert_eq!(
+        within(client.rpc().make("anything", "1")).await,
+        Err(RpcError::ClientOffline)
+    );
+    assert!(matches!(
+        within(client.presence().get_all()).await,
+        Err(PresenceError::ClientOffline)
+    ));
+    assert!(matches!(
+        within(client.record().get("never/read")).await,
+        Err(RecordError::Timeout)
+    ));
+});
+
+targets!(state_changes_wait_for_next_change, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let client = server.login("ada").await;
+    let mut states = client.state_changes();
+    assert!(
+        maybe(states.changed()).await.is_none(),
+        "changed() returned without a change"
+    );
+    client.close().await;
+    within(states.changed())
+        .await
+        .expect("state channel closed");
+    assert_eq!(*states.borrow(), ConnectionState::Closed);
 });
 
 targets!(reconnect_after_server_restart, |target| async move {

@@ -115,3 +115,19 @@ targets!(listen_twice_is_refused, |target| async move {
         Err(EventError::AlreadyListening { .. })
     ));
 });
+
+targets!(invalid_listen_pattern_ends_listener, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let client = server.login("alice").await;
+    let mut errors = client.errors();
+    let mut listener = within(client.event().listen("(")).await.unwrap();
+    assert!(
+        within(listener.next()).await.is_none(),
+        "the listener did not end"
+    );
+    let error = within(errors.recv()).await.expect("no error reported");
+    assert!(
+        error.to_string().contains("INVALID_LISTEN_REGEX"),
+        "{error}"
+    );
+});

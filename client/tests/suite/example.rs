@@ -45,13 +45,11 @@ async fn output_of(child: Child) -> String {
 }
 
 targets!(chat_example_talks, |target| async move {
-    if !chat_binary().exists() {
-        eprintln!(
-            "skipped: {} is missing; `cargo test` builds it",
-            chat_binary().display()
-        );
-        return;
-    }
+    assert!(
+        chat_binary().exists(),
+        "{} is missing: `cargo test` builds the examples unless a filter excludes them",
+        chat_binary().display()
+    );
     let server = TestServer::start(target, Auth::Open).await;
     let url = server.url();
 

@@ -282,15 +282,32 @@ targets!(anonymous_record_switches, |target| async move {
     let mut color = anonymous.subscribe_path("color").await.unwrap();
     anonymous.set_name("car/1").await.unwrap();
     assert_eq!(
-        within(color.recv()).await,
+        within(color.next()).await,
         Some(Some(r#""red""#.to_owned()))
     );
     anonymous.set_name("car/2").await.unwrap();
     assert_eq!(
-        within(color.recv()).await,
+        within(color.next()).await,
         Some(Some(r#""blue""#.to_owned()))
     );
     assert_eq!(anonymous.name(), Some("car/2"));
+
+    assert!(matches!(
+        anonymous.set_name("").await,
+        Err(RecordError::EmptyName)
+    ));
+    assert_eq!(
+        anonymous.name(),
+        Some("car/2"),
+        "a failed switch keeps the current record"
+    );
+    within(writer.record().set_data("car/2", r#"{"color":"green"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(color.next()).await,
+        Some(Some(r#""green""#.to_owned()))
+    );
 });
 
 targets!(record_bad_input_is_refused, |target| async move {

@@ -125,3 +125,20 @@ targets!(rpc_bad_input_is_refused, |target| async move {
         Err(RpcError::AlreadyProvided { .. })
     ));
 });
+
+targets!(invalid_response_rejects_request, |target| async move {
+    let server = TestServer::start(target, Auth::Open).await;
+    let provider_client = server.login("provider").await;
+    let caller = server.login("caller").await;
+    let mut provider = within(provider_client.rpc().provide("f")).await.unwrap();
+    tokio::time::sleep(QUIET).await;
+
+    let call = tokio::spawn(async move { caller.rpc().make("f", "1").await });
+    let request = within(provider.next()).await.expect("provider ended");
+    assert!(matches!(
+        within(request.send("{not json")).await,
+        Err(RpcError::InvalidJson { .. })
+    ));
+    let result = within(call).await.expect("the task panicked");
+    assert!(result.is_err(), "{result:?}");
+});

@@ -156,11 +156,16 @@ impl Session {
     /// next bulk `SUBSCRIBECREATEANDREAD`, once logged in), creating it when
     /// it does not exist. [`Event::RecordReady`] follows for the handle once
     /// the data is known, at once if it already is, or
-    /// [`Event::RecordReadFailed`] after `record_read_timeout`.
+    /// [`Event::RecordReadFailed`] after `record_read_timeout` (counted from
+    /// this call, or from the last reconnection) or when the client closes.
+    /// Fails with [`RecordError::ClientOffline`] once the client is closed.
     pub fn record_get(&mut self, name: &str, now: Timestamp) -> Result<RecordId, RecordError> {
         self.shared.now = now;
         if !check_name(name) {
             return Err(RecordError::EmptyName);
+        }
+        if self.connection.state().is_final() {
+            return Err(RecordError::ClientOffline);
         }
         let handle = RecordId(self.shared.next_id());
         let handler = &mut self.record;
@@ -177,8 +182,10 @@ impl Session {
                 read_timer: None,
                 has_provider: false,
             };
+            // The timer runs before the login too, so that a client that never
+            // logs in still ends the wait.
+            start_read_timer(&mut self.shared, name, &mut state);
             if self.shared.logged_in {
-                start_read_timer(&mut self.shared, name, &mut state);
                 handler.bulk_read.subscribe(&mut self.shared, name);
             }
             handler.records.insert(name.to_owned(), state);
@@ -294,8 +301,9 @@ impl Session {
     /// With `ack`, the returned request ends with [`Event::RecordWriteResult`]
     /// once the server has stored the write. A write before the record is
     /// ready is applied when it is. A write while offline changes the local
-    /// data and is sent after the next login; its acknowledgement fails with
-    /// [`RecordError::ClientOffline`].
+    /// data and is sent after the next login; its acknowledgement fails at
+    /// once with [`RecordError::ClientOffline`], which then means "not
+    /// stored yet", not "lost".
     pub fn record_set(
         &mut self,
         record: RecordId,
@@ -589,7 +597,8 @@ impl Session {
             .write(&mut self.shared, &name, None, Some(value), ack)
     }
 
-    /// Adds an entry at `index`, or at the end.
+    /// Adds an entry at `index`, or at the end. An index past the end fails
+    /// with [`RecordError::InvalidIndex`].
     pub fn list_add_entry(
         &mut self,
         list: RecordId,
@@ -609,7 +618,9 @@ impl Session {
         self.list_set_entries(list, &entries, ack, now)
     }
 
-    /// Removes every occurrence of `entry`, or only the one at `index`.
+    /// Removes every occurrence of `entry`, or with `index` only the entry at
+    /// that index, if it is `entry` (as the official client does). An index
+    /// past the end fails with [`RecordError::InvalidIndex`].
     pub fn list_remove_entry(
         &mut self,
         list: RecordId,

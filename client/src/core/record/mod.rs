@@ -9,17 +9,8 @@
 //! subscribed again with `SUBSCRIBEANDHEAD` and read again when its version
 //! changed. Writes made before a record is ready are applied once it is.
 //!
-//! Differences from the official client, each so that every request ends
-//! with exactly one result:
-//!
-//! - `VERSION_EXISTS` always runs the merge strategy. When the merged data
-//!   differs from the server's, it is written again with the next version.
-//!   A write acknowledgement requested for the rejected write ends with
-//!   [`RecordError::VersionExists`].
-//! - Write acknowledgements, snapshots, heads, deletes and notifies time out
-//!   after `record_request_timeout`.
-//! - Discarding the last handle unsubscribes at once; the official client
-//!   waits `recordDiscardTimeout` first.
+//! The differences from the official client are listed in the crate's
+//! documentation.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -108,7 +99,7 @@ pub enum RecordError {
         /// The error action.
         action: String,
     },
-    /// A list's data is not an array of strings.
+    /// A list entry index is past the end of the list.
     #[error("list entry index {index} is out of range")]
     InvalidIndex {
         /// The index given.
@@ -886,6 +877,33 @@ impl RecordHandler {
                 shared.timers.cancel(timer);
             }
             shared.emit(failure_event(&waiting, request, RecordError::ClientOffline));
+        }
+    }
+
+    /// Fails the first read of every record still waiting for it, because
+    /// the client closed for good.
+    pub(crate) fn on_closed(&mut self, shared: &mut Shared) {
+        for record in self.records.values_mut() {
+            if let Some(timer) = record.read_timer.take() {
+                shared.timers.cancel(timer);
+            }
+            for write in record.pending_writes.drain(..) {
+                if let Some(request) = write.request {
+                    shared.emit(Event::RecordWriteResult {
+                        request,
+                        result: Err(RecordError::ClientOffline),
+                    });
+                }
+            }
+            if record.status != Status::Subscribing {
+                continue;
+            }
+            for handle in &record.handles {
+                shared.emit(Event::RecordReadFailed {
+                    record: *handle,
+                    error: RecordError::ClientOffline,
+                });
+            }
         }
     }
 

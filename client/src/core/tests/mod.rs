@@ -513,6 +513,99 @@ fn reconnect_backs_off_then_gives_up() {
     assert!(harness.sockets().is_empty());
 }
 
+/// Steps the clock by 1 ms until the session requests a socket, and returns the wait.
+fn wait_for_open(harness: &mut Harness, limit_millis: u64) -> Option<u64> {
+    let start = harness.now;
+    while harness.now - start <= limit_millis {
+        harness.session.handle_timeout(harness.time());
+        if harness
+            .sockets()
+            .iter()
+            .any(|command| matches!(command, SocketCommand::Open { .. }))
+        {
+            return Some(harness.now - start);
+        }
+        harness.now += 1;
+    }
+    None
+}
+
+#[test]
+fn accept_and_close_peer_backs_off() {
+    let mut options = options();
+    options.reconnect_interval_increment = Duration::from_millis(1000);
+    options.max_reconnect_attempts = 3;
+    let mut harness = Harness::logged_in(options);
+    harness.session.connection_lost(harness.time());
+
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let delay = wait_for_open(&mut harness, 5000).expect("no reconnection attempt within 5 s");
+        delays.push(delay);
+        // The socket opens and the peer closes it before saying anything.
+        harness.session.connected(harness.time());
+        harness.drain();
+        harness.session.connection_lost(harness.time());
+    }
+    assert_eq!(
+        delays,
+        vec![0, 1000, 2000],
+        "opening a socket must not reset the count"
+    );
+    harness.advance(10_000);
+    assert_eq!(harness.session.state(), ConnectionState::Closed);
+    assert!(harness.sockets().is_empty());
+}
+
+#[test]
+fn silent_peer_reaches_max_attempts() {
+    let mut options = options();
+    options.heartbeat_interval = Duration::from_millis(100);
+    options.reconnect_interval_increment = Duration::from_millis(100);
+    options.max_reconnect_attempts = 2;
+    let mut harness = Harness::connected(options);
+
+    // A peer that accepts sockets and never sends anything: each socket ends
+    // after the heartbeat tolerance, and the attempts run out.
+    let mut opened = 0;
+    for _ in 0..10_000 {
+        harness.now += 10;
+        harness.session.handle_timeout(harness.time());
+        let sockets = harness.sockets();
+        if sockets
+            .iter()
+            .any(|command| matches!(command, SocketCommand::Open { .. }))
+        {
+            opened += 1;
+            harness.session.connected(harness.time());
+        }
+        harness.sent();
+        if harness.session.state().is_final() {
+            break;
+        }
+    }
+    assert_eq!(harness.session.state(), ConnectionState::Closed);
+    assert_eq!(opened, 2);
+}
+
+#[test]
+fn login_resets_reconnect_attempts() {
+    let mut options = options();
+    options.reconnect_interval_increment = Duration::from_millis(1000);
+    let mut harness = Harness::logged_in(options);
+    for _ in 0..3 {
+        // Each loss is followed by a successful login, so each first retry is immediate.
+        harness.session.connection_lost(harness.time());
+        assert_eq!(wait_for_open(&mut harness, 5000), Some(0));
+        harness.session.connected(harness.time());
+        harness.sent();
+        harness.accept_challenge();
+        harness.expect_auth_request();
+        harness.receive(auth(AuthAction::AuthSuccessful, None));
+        assert_eq!(harness.session.state(), ConnectionState::Open);
+    }
+}
+
 #[test]
 fn reconnect_logs_in_and_resubscribes_everything() {
     let mut harness = Harness::logged_in(options());
@@ -1130,6 +1223,68 @@ fn rpc_offline_past_buffer_fails_fast() {
 }
 
 #[test]
+fn rpc_before_login_fails_after_buffer_time() {
+    let mut harness = Harness::connected(quick_options());
+    let request = harness.session.rpc_make("f", None, harness.time()).unwrap();
+    harness.advance(1999);
+    assert_eq!(rpc_result(&mut harness), vec![]);
+    harness.advance(1);
+    assert_eq!(
+        rpc_result(&mut harness),
+        vec![(request, Err(RpcError::ClientOffline))]
+    );
+    harness.advance(100_000);
+    assert_eq!(rpc_result(&mut harness), vec![], "a request ends once");
+}
+
+#[test]
+fn rpc_after_rejected_login_ends() {
+    let mut harness = Harness::connected(quick_options());
+    harness.accept_challenge();
+    harness.session.login("{}", harness.time()).unwrap();
+    harness.expect_auth_request();
+    harness.receive(auth(AuthAction::AuthUnsuccessful, None));
+    let request = harness.session.rpc_make("f", None, harness.time()).unwrap();
+    harness.advance(2000);
+    assert_eq!(
+        rpc_result(&mut harness),
+        vec![(request, Err(RpcError::ClientOffline))]
+    );
+}
+
+#[test]
+fn rpc_before_login_is_sent_after_it() {
+    let mut harness = Harness::connected(quick_options());
+    harness.accept_challenge();
+    let request = harness.session.rpc_make("f", None, harness.time()).unwrap();
+    harness.session.login("{}", harness.time()).unwrap();
+    harness.expect_auth_request();
+    harness.receive(auth(AuthAction::AuthSuccessful, None));
+    let sent = harness.sent();
+    let correlation_id = sent
+        .iter()
+        .find_map(|m| match m {
+            TopicMessage::Rpc(r) if r.action == RpcAction::Request as i32 => {
+                Some(r.correlation_id.clone())
+            }
+            _ => None,
+        })
+        .expect("the kept request was not sent");
+    harness.advance(5000);
+    assert_eq!(
+        rpc_result(&mut harness),
+        vec![],
+        "the buffer timer was stopped"
+    );
+    harness.receive(TopicMessage::Rpc(rpc_message(
+        RpcAction::Response,
+        "f",
+        &correlation_id,
+    )));
+    assert_eq!(rpc_result(&mut harness), vec![(request, Ok(None))]);
+}
+
+#[test]
 fn rpc_provider_answers_request() {
     let mut harness = Harness::logged_in(quick_options());
     let provider = harness.session.rpc_provide("add", harness.time()).unwrap();
@@ -1409,6 +1564,54 @@ fn presence_query_offline_fails_fast() {
         harness.session.presence_query_all(harness.time()),
         Err(PresenceError::ClientOffline)
     );
+}
+
+#[test]
+fn presence_query_before_login_ends() {
+    let mut harness = Harness::connected(quick_options());
+    harness.events();
+    let query = harness.session.presence_query_all(harness.time()).unwrap();
+    harness.advance(1999);
+    assert_eq!(harness.events(), vec![]);
+    harness.advance(1);
+    assert_eq!(
+        harness.events(),
+        vec![Event::PresenceQueryAllResult {
+            request: query,
+            result: Err(PresenceError::ClientOffline)
+        }]
+    );
+    harness.advance(20_000);
+    assert_eq!(harness.events(), vec![], "a query ends once");
+}
+
+#[test]
+fn listen_rejected_pattern_ends_listen() {
+    let mut harness = Harness::logged_in(quick_options());
+    let listen = harness.session.event_listen("(", harness.time()).unwrap();
+    harness.sent();
+    harness.receive(TopicMessage::Event(EventMessage {
+        name: "(".to_owned(),
+        ..event_message(EventAction::InvalidListenRegex)
+    }));
+    let events = harness.events();
+    assert!(
+        events.contains(&Event::ListenRejected {
+            listen,
+            pattern: "(".to_owned()
+        }),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|event| matches!(event, Event::Error(_))),
+        "{events:?}"
+    );
+    assert_eq!(
+        harness.session.event_unlisten(listen, harness.time()),
+        Err(EventError::UnknownHandle)
+    );
+    // The pattern can be listened to again.
+    assert!(harness.session.event_listen("(", harness.time()).is_ok());
 }
 
 #[test]

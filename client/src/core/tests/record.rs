@@ -775,3 +775,66 @@ fn invalid_record_data_is_error_event() {
         })
     );
 }
+
+#[test]
+fn get_before_login_times_out() {
+    let mut harness = Harness::connected(quick_options());
+    harness.events();
+    let record = harness
+        .session
+        .record_get("todo/1", harness.time())
+        .unwrap();
+    harness.advance(14_999);
+    assert_eq!(harness.events(), vec![]);
+    harness.advance(1);
+    assert_eq!(
+        harness.events(),
+        vec![Event::RecordReadFailed {
+            record,
+            error: RecordError::Timeout
+        }]
+    );
+}
+
+#[test]
+fn get_waiting_fails_on_close() {
+    let mut harness = Harness::logged_in(quick_options());
+    let record = harness
+        .session
+        .record_get("todo/1", harness.time())
+        .unwrap();
+    let write = harness
+        .session
+        .record_set(record, None, r#"{"a":1}"#, true, harness.time())
+        .unwrap()
+        .expect("a write with acknowledgement returns a request");
+    harness.drain();
+    harness.session.close(harness.time());
+    let events = harness.events();
+    assert!(
+        events.contains(&Event::RecordReadFailed {
+            record,
+            error: RecordError::ClientOffline
+        }),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Event::RecordWriteResult {
+            request: write,
+            result: Err(RecordError::ClientOffline)
+        }),
+        "{events:?}"
+    );
+    harness.advance(100_000);
+    assert_eq!(harness.events(), vec![], "the read timer was stopped");
+}
+
+#[test]
+fn get_after_close_fails_fast() {
+    let mut harness = Harness::logged_in(quick_options());
+    harness.session.close(harness.time());
+    assert_eq!(
+        harness.session.record_get("todo/1", harness.time()),
+        Err(RecordError::ClientOffline)
+    );
+}
