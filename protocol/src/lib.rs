@@ -29,6 +29,7 @@
 mod error;
 mod frame;
 pub mod json_path;
+mod names;
 
 /// Message types generated from the `.proto` files in `proto/`.
 #[allow(missing_docs, clippy::all)]
@@ -39,3 +40,4 @@ pub mod messages {
 pub use error::DecodeError;
 pub use frame::{TopicMessage, encode_frame};
 pub use messages::*;
+pub use names::{action_name, topic_name};

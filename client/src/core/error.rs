@@ -1,9 +1,6 @@
 //! Errors of the connection area, and the naming of wire actions in messages.
 
-use deepstream_protocol::{
-    AuthAction, ConnectionAction, DecodeError, EventAction, ParserAction, PresenceAction,
-    RecordAction, RpcAction, Topic,
-};
+use deepstream_protocol::{DecodeError, Topic};
 
 /// A problem that the session reports through
 /// [`Event::Error`](super::Event::Error) because no single request owns it.
@@ -128,31 +125,14 @@ pub enum LoginError {
 /// Returns the protobuf name of `action` in `topic` without its enum prefix,
 /// such as `MESSAGE_DENIED`, or the number when the topic does not define it.
 pub(crate) fn action_name(topic: Topic, action: i32) -> String {
-    let full = match topic {
-        Topic::Parser => ParserAction::try_from(action).ok().map(|a| a.as_str_name()),
-        Topic::Connection => ConnectionAction::try_from(action)
-            .ok()
-            .map(|a| a.as_str_name()),
-        Topic::Auth => AuthAction::try_from(action).ok().map(|a| a.as_str_name()),
-        Topic::Event => EventAction::try_from(action).ok().map(|a| a.as_str_name()),
-        Topic::Record => RecordAction::try_from(action).ok().map(|a| a.as_str_name()),
-        Topic::Rpc => RpcAction::try_from(action).ok().map(|a| a.as_str_name()),
-        Topic::Presence => PresenceAction::try_from(action)
-            .ok()
-            .map(|a| a.as_str_name()),
-        _ => None,
-    };
-    match full {
-        Some(name) => name
-            .split_once("_ACTION_")
-            .map_or(name, |(_, rest)| rest)
-            .to_owned(),
-        None => action.to_string(),
-    }
+    deepstream_protocol::action_name(topic, action)
+        .map_or_else(|| action.to_string(), str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
+    use deepstream_protocol::{EventAction, RpcAction};
+
     use super::*;
 
     #[test]
