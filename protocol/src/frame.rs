@@ -165,6 +165,34 @@ impl TopicMessage {
     }
 }
 
+/// Reads the topic and action numbers of an encoded frame without decoding
+/// the rest, for statistics on frames that are already encoded. Returns
+/// `None` for bytes that are not a frame as [`encode_frame`] writes it.
+pub fn peek_topic_action(frame: &[u8]) -> Option<(i32, i32)> {
+    let mut buf = frame;
+    prost::encoding::decode_varint(&mut buf).ok()?;
+
+    let mut topic = 0;
+    let mut key = prost::encoding::decode_varint(&mut buf).ok()?;
+    if key == u64::from(ENVELOPE_TOPIC_TAG << 3) {
+        topic = i32::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+        key = prost::encoding::decode_varint(&mut buf).ok()?;
+    }
+    if key != u64::from(ENVELOPE_MESSAGE_TAG << 3 | 2) {
+        return None;
+    }
+    let body_len = usize::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+    let mut body = buf.get(..body_len)?;
+
+    // Every topic message has its action as field 1, which an encoder omits
+    // when it is 0.
+    let action = match prost::encoding::decode_varint(&mut body) {
+        Ok(0x08) => i32::try_from(prost::encoding::decode_varint(&mut body).ok()?).ok()?,
+        _ => 0,
+    };
+    Some((topic, action))
+}
+
 fn decode_body<M: Message + Default>(topic: Topic, body: Bytes) -> Result<M, DecodeError> {
     M::decode(body).map_err(|source| DecodeError::Body { topic, source })
 }
@@ -208,6 +236,36 @@ mod tests {
             name: name.into(),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn peek_reads_topic_and_action() {
+        let emit = event(EventAction::Emit, "chat").encode_frame();
+        assert_eq!(
+            peek_topic_action(&emit),
+            Some((Topic::Event as i32, EventAction::Emit as i32))
+        );
+        let record = TopicMessage::Record(RecordMessage {
+            action: RecordAction::Update.into(),
+            name: "a".into(),
+            data: Bytes::from(vec![b'x'; 300]),
+            ..Default::default()
+        })
+        .encode_frame();
+        assert_eq!(
+            peek_topic_action(&record),
+            Some((Topic::Record as i32, RecordAction::Update as i32))
+        );
+        let no_action = encode_frame(Topic::Rpc, &RpcMessage::default());
+        assert_eq!(peek_topic_action(&no_action), Some((Topic::Rpc as i32, 0)));
+    }
+
+    #[test]
+    fn peek_rejects_non_frames() {
+        assert_eq!(peek_topic_action(&[]), None);
+        assert_eq!(peek_topic_action(&[5, 0x10, 4]), None);
+        // A message length past the end of the frame.
+        assert_eq!(peek_topic_action(&[4, 0x10, 4, 0x1a, 9]), None);
     }
 
     #[test]

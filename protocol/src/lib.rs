@@ -38,6 +38,6 @@ pub mod messages {
 }
 
 pub use error::DecodeError;
-pub use frame::{TopicMessage, encode_frame};
+pub use frame::{TopicMessage, encode_frame, peek_topic_action};
 pub use messages::*;
 pub use names::{action_name, topic_name};
