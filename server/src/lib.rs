@@ -16,6 +16,7 @@ pub mod config;
 mod connection;
 pub mod handlers;
 pub mod listen;
+pub mod monitoring;
 pub mod peer;
 pub mod registry;
 mod server;

@@ -1,12 +1,13 @@
-//! The `deepstream` command: starts the server.
+//! The `deepstream` command: starts the server, or hashes a password for a users file.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use deepstream_server::Server;
-use deepstream_server::config::{Config, LogLevel};
+use deepstream_server::auth::hash_password;
+use deepstream_server::config::{AuthConfig, Config, HashSettings, Loaded, LogLevel};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -24,6 +25,10 @@ struct Cli {
 enum Command {
     /// Start the server.
     Start(StartArgs),
+    /// Print the hash of a password for the users file of file authentication, made with
+    /// the `hash`, `iterations` and `keyLength` of the configuration's first `file` auth
+    /// entry, or with deepstream's defaults (md5, 100, 32) when it has none.
+    Hash(HashArgs),
 }
 
 #[derive(clap::Args)]
@@ -45,22 +50,26 @@ struct StartArgs {
     log_level: Option<String>,
 }
 
-fn main() -> ExitCode {
-    let Cli {
-        command: Command::Start(args),
-    } = Cli::parse();
+#[derive(clap::Args)]
+struct HashArgs {
+    /// The password to hash.
+    password: String,
+    /// Configuration file to take the hash settings from. Without it the command looks
+    /// for conf/config.yml like `start` does.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
-    let loaded = match &args.config {
-        Some(path) => Config::load(path),
-        None => Config::discover(),
-    };
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            // The configuration error's message already includes its cause.
-            eprintln!("deepstream: {error}");
-            return ExitCode::FAILURE;
-        }
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Start(args) => start(args),
+        Command::Hash(args) => hash(&args),
+    }
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    let Some(loaded) = load_config(args.config.as_deref()) else {
+        return ExitCode::FAILURE;
     };
     let mut config = loaded.config;
     let mut notices = loaded.notices;
@@ -106,6 +115,68 @@ fn main() -> ExitCode {
             tracing::error!("{}", error_chain(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the hash of `args.password`, as deepstream's `hash` command does, to stdout.
+fn hash(args: &HashArgs) -> ExitCode {
+    let Some(loaded) = load_config(args.config.as_deref()) else {
+        return ExitCode::FAILURE;
+    };
+    let file_auth = loaded.config.auth.iter().find_map(|entry| match entry {
+        AuthConfig::File(file) => Some(file),
+        _ => None,
+    });
+    let settings = match file_auth {
+        Some(file) => match file.hash {
+            Some(settings) => settings,
+            None => {
+                eprintln!(
+                    "deepstream: the file authentication of {} stores plain-text passwords \
+                     (its `hash` option is not set), so there is nothing to hash. Set `hash`, \
+                     `iterations` and `keyLength` to store hashed passwords",
+                    describe_source(&loaded.config)
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            eprintln!(
+                "deepstream: {} has no file authentication, so the hash uses deepstream's \
+                 default settings: hash md5, iterations 100, keyLength 32",
+                describe_source(&loaded.config)
+            );
+            HashSettings::DEEPSTREAM_DEFAULT
+        }
+    };
+    println!(
+        "Password hash: {}",
+        hash_password(&args.password, &settings)
+    );
+    ExitCode::SUCCESS
+}
+
+/// Loads the file named by `-c`, or the one deepstream's search finds, or the embedded
+/// defaults. Prints the error and returns `None` when the file cannot be used.
+fn load_config(path: Option<&Path>) -> Option<Loaded> {
+    let loaded = match path {
+        Some(path) => Config::load(path),
+        None => Config::discover(),
+    };
+    match loaded {
+        Ok(loaded) => Some(loaded),
+        Err(error) => {
+            // The configuration error's message already includes its cause.
+            eprintln!("deepstream: {error}");
+            None
+        }
+    }
+}
+
+fn describe_source(config: &Config) -> String {
+    match &config.source {
+        Some(path) => path.display().to_string(),
+        None => "the embedded configuration".to_owned(),
     }
 }
 

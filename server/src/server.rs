@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use hyper::server::conn::http1;
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::auth::{Authenticator, OpenAuthenticator};
+use crate::auth::{self, AuthError, Authenticator, ConnectionData};
 use crate::config::Config;
 use crate::connection;
 use crate::services::Services;
@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The configured cache or storage could not be opened.
     #[error("opening the record cache and storage failed")]
     Storage(#[source] StorageError),
+    /// The configured authentication could not be set up.
+    #[error("setting up authentication failed")]
+    Auth(#[source] AuthError),
 }
 
 /// A bound, not yet running deepstream server.
@@ -76,9 +79,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the listening socket at `http.host` and `http.port` of `config`.
-    /// Port 0 lets the operating system choose; see [`Server::local_addr`].
+    /// Sets up the authentication services of `config.auth` and opens the listening socket
+    /// at `http.host` and `http.port` of `config`. Port 0 lets the operating system choose;
+    /// see [`Server::local_addr`].
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Auth`] when a users file cannot be loaded, and [`ServerError::Bind`]
+    /// when the socket cannot be opened.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let authenticator = auth::from_config(&config.auth).map_err(ServerError::Auth)?;
         let address = format!("{}:{}", config.http.host, config.http.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -93,12 +103,12 @@ impl Server {
             listener,
             local_addr,
             config,
-            authenticator: Arc::new(OpenAuthenticator),
+            authenticator,
             stores: None,
         })
     }
 
-    /// Replaces the authentication service, which is `none` by default.
+    /// Replaces the authentication services that the configuration selects.
     pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Server {
         self.authenticator = authenticator;
         self
@@ -140,7 +150,7 @@ impl Server {
             stop_receiver.clone(),
         ));
         services.start();
-        tracing::info!("handlers started");
+        tracing::info!(authentication = %services.authenticator.description(), "handlers started");
 
         let tracker = TaskTracker::new();
         let mut router =
@@ -256,16 +266,23 @@ async fn health_check() -> StatusCode {
 async fn upgrade(
     upgrade: WebSocketUpgrade,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(endpoint): State<Endpoint>,
 ) -> Response {
     let limit = endpoint.services.websocket.max_message_size;
     let tracker = endpoint.tracker.clone();
+    let connection = ConnectionData::from_request(remote, &headers);
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| {
-            tracker.track_future(connection::serve(socket, endpoint.services, remote))
+            tracker.track_future(connection::serve(
+                socket,
+                endpoint.services,
+                remote,
+                connection,
+            ))
         })
 }

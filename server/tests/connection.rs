@@ -10,7 +10,7 @@ use common::{RECV_TIMEOUT, TestServer, auth_request, connection_message, emit_me
 use deepstream_protocol::{
     AuthAction, AuthMessage, ConnectionAction, EventAction, EventMessage, TopicMessage,
 };
-use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator};
+use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator, ConnectionData};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -32,7 +32,11 @@ impl RejectEveryone {
 }
 
 impl Authenticator for RejectEveryone {
-    fn authenticate<'a>(&'a self, auth_data: &'a Map<String, Value>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        _connection: &'a ConnectionData,
+        auth_data: &'a Map<String, Value>,
+    ) -> AuthFuture<'a> {
         self.received
             .lock()
             .expect("no test thread panicked while holding the lock")
@@ -48,10 +52,15 @@ impl Authenticator for RejectEveryone {
 struct AcceptWithClientData;
 
 impl Authenticator for AcceptWithClientData {
-    fn authenticate<'a>(&'a self, _auth_data: &'a Map<String, Value>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        _connection: &'a ConnectionData,
+        _auth_data: &'a Map<String, Value>,
+    ) -> AuthFuture<'a> {
         let outcome = AuthOutcome::Accepted {
             user: "carol".into(),
             client_data: Some(json!({ "role": "admin", "theme": "dark" })),
+            server_data: None,
         };
         Box::pin(std::future::ready(outcome))
     }

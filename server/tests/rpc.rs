@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{QUIET, RECV_TIMEOUT, RawClient, Received, TestServer};
 use deepstream_protocol::{RpcAction, RpcMessage, TopicMessage};
-use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator};
+use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator, ConnectionData};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -91,7 +91,11 @@ async fn first_to_receive<'a>(
 struct ClientDataPerUser;
 
 impl Authenticator for ClientDataPerUser {
-    fn authenticate<'a>(&'a self, auth_data: &'a Map<String, Value>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        _connection: &'a ConnectionData,
+        auth_data: &'a Map<String, Value>,
+    ) -> AuthFuture<'a> {
         let user = auth_data
             .get("username")
             .and_then(Value::as_str)
@@ -101,6 +105,7 @@ impl Authenticator for ClientDataPerUser {
         Box::pin(std::future::ready(AuthOutcome::Accepted {
             user,
             client_data,
+            server_data: None,
         }))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use deepstream_client::core::Options;
 use deepstream_client::tokio::Client;
-use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator};
+use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator, ConnectionData};
 use deepstream_server::config::StorageConfig;
 use deepstream_server::{Config, Server};
 use serde_json::{Map, Value, json};
@@ -293,13 +293,18 @@ async fn bind_with_retry(config: Config) -> Server {
 struct UserTable;
 
 impl Authenticator for UserTable {
-    fn authenticate<'a>(&'a self, auth_data: &'a Map<String, Value>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        _connection: &'a ConnectionData,
+        auth_data: &'a Map<String, Value>,
+    ) -> AuthFuture<'a> {
         let valid = auth_data.get("username") == Some(&json!(USER))
             && auth_data.get("password") == Some(&json!(PASSWORD));
         let outcome = if valid {
             AuthOutcome::Accepted {
                 user: USER.to_owned(),
                 client_data: Some(serde_json::from_str(CLIENT_DATA).expect("valid JSON")),
+                server_data: None,
             }
         } else {
             AuthOutcome::Rejected { client_data: None }

@@ -53,7 +53,8 @@ export function freePort () {
  * `overrides.endpoint` goes into the ws-binary endpoint options
  * (heartbeatInterval, unauthenticatedClientTimeout, maxMessageSize and so
  * on). `overrides.rpc` and `overrides.listen` go into the sections of that
- * name. `overrides.storage`, when given, is the whole `storage` section.
+ * name. `overrides.storage`, when given, is the whole `storage` section, and
+ * `overrides.auth` the whole `auth` list (`none` otherwise).
  */
 export function buildConfig (port, overrides = {}) {
   const config = {
@@ -76,7 +77,7 @@ export function buildConfig (port, overrides = {}) {
         options: { urlPath: '/deepstream', ...overrides.endpoint }
       }
     ],
-    auth: [{ type: 'none' }],
+    auth: overrides.auth ?? [{ type: 'none' }],
     permission: { type: 'none' },
     rpc: { ...overrides.rpc },
     listen: { ...overrides.listen }
@@ -239,6 +240,8 @@ export class RunningServer {
  * Writes a config.yml into a fresh temporary folder, starts the chosen server
  * with it and waits until /health-check returns 200 and /deepstream accepts a
  * WebSocket. Throws with the server's output when it does not come up in time.
+ * `overrides.files` maps file names to contents written beside config.yml,
+ * such as a users file.
  */
 export async function startServer (overrides = {}) {
   const command = serverCommand()
@@ -246,6 +249,9 @@ export async function startServer (overrides = {}) {
   const folder = await mkdtemp(join(tmpdir(), 'deepstream-interop-'))
   const configPath = join(folder, 'config.yml')
   await writeFile(configPath, toYaml(buildConfig(port, overrides)) + '\n')
+  for (const [name, content] of Object.entries(overrides.files ?? {})) {
+    await writeFile(join(folder, name), content)
+  }
 
   const args = [
     '--kill-after=5', String(MAX_SERVER_LIFETIME_S),

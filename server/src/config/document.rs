@@ -10,8 +10,8 @@ use super::include::Includes;
 use super::read::{Check, KeyPath, Reader};
 use super::text::{self, Comments, EnvLookup};
 use super::{
-    Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, endpoints,
-    services, storage,
+    Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, auth,
+    endpoints, services, storage,
 };
 
 /// The top-level keys of deepstream 7.0's config schema, which are all this loader accepts.
@@ -131,7 +131,7 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
             "connectionEndpoints" => {
                 config.websocket = endpoints::connection_endpoints(reader, &path, value)?;
             }
-            "auth" => services::auth(reader, &path, value)?,
+            "auth" => config.auth = auth::auth(reader, &path, value)?,
             "permission" => services::permission(reader, &path, value)?,
             "plugins" => services::custom_plugins(reader, &path, value)?,
             "record" => config.record = storage::record(reader, &path, value)?,

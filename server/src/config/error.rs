@@ -120,8 +120,8 @@ pub enum ConfigError {
         expected: String,
     },
 
-    /// A setting that this server cannot provide and must not ignore, such as an
-    /// authentication type other than `none`.
+    /// A setting that this server cannot provide and must not ignore, such as the `storage`
+    /// authentication type.
     #[error("unsupported value for `{key}` in {}: {reason}", file.display())]
     Unsupported {
         /// The file.

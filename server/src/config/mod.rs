@@ -6,9 +6,10 @@
 //! checked once here and turned into the typed [`Config`] that the rest of the server reads.
 //!
 //! Keys that deepstream defines but this server does not implement yet are accepted, and each
-//! one produces a [`Notice`] for the caller to log at start-up. Two cases are errors instead,
-//! because running without them would silently weaken security: any authentication type other
-//! than `none`, and a custom permission plugin.
+//! one produces a [`Notice`] for the caller to log at start-up. Some are errors instead,
+//! because running without them would silently weaken security: the `storage` authentication
+//! type, custom authentication and permission plugins, and permission rules that restrict
+//! anything.
 //!
 //! Where this loader differs from deepstream 7.0:
 //! - The HTTP listener binds 127.0.0.1 unless the file sets `httpServer.options.host`
@@ -17,11 +18,14 @@
 //!   contain a variable. Text inside YAML comments is left alone.
 //! - `fileLoad(...)` must be the whole value of a string, which is the only form that works
 //!   in deepstream too.
-//! - `.js` config files are not supported.
+//! - `.js` config files are not supported, and neither are `.js` users files.
+//! - `auth` file options accept `hash: false` for plain-text passwords, which deepstream's
+//!   schema rejects although its file authentication reads it that way.
 //! - `storage: {type: default}` is a persistent embedded file, where deepstream's default
 //!   storage keeps nothing. The storage and cache types `memory`, `postgres` and `redis` are
 //!   built in, and deepstream's plugin form `name: postgres` / `name: redis` selects them.
 
+mod auth;
 mod discover;
 mod document;
 mod endpoints;
@@ -39,6 +43,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use auth::{
+    AuthConfig, FileAuthConfig, HashAlgorithm, HashSettings, HttpAuthConfig, UsersSource,
+    WebhookUrl,
+};
 pub use error::{ConfigError, FileFormat, TextPosition};
 pub use storage::{
     CacheConfig, PostgresConfig, PostgresConnection, RecordConfig, RedisConfig, RedisConnection,
@@ -68,6 +76,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The cache that is read before the storage (`cache`).
     pub cache: CacheConfig,
+    /// The authentication services a login is checked against, in order (`auth`). The
+    /// default is `none`, which accepts every login.
+    pub auth: Vec<AuthConfig>,
     /// The topics that clients may use (`enabledFeatures`).
     pub features: EnabledFeatures,
     /// The file the settings were loaded from, or `None` for the embedded defaults.
@@ -216,6 +227,7 @@ impl Config {
             record: RecordConfig::default(),
             storage: StorageConfig::default(),
             cache: CacheConfig::default(),
+            auth: vec![AuthConfig::Open],
             features: EnabledFeatures::default(),
             source: None,
         }
@@ -233,7 +245,8 @@ impl Config {
     /// A [`ConfigError`] naming the file, the key and what was expected when the file or a
     /// `fileLoad` target is missing, unreadable or malformed, when a key is unknown or has a
     /// value of the wrong type, or when the file configures authentication that this server
-    /// cannot provide.
+    /// cannot provide. The users file named by file authentication's `path` is not read here
+    /// but when the server starts.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         document::load(path, &text::process_env)
     }
@@ -252,6 +265,20 @@ impl Config {
     pub fn discover() -> Result<Loaded, ConfigError> {
         discover::discover(&text::process_env)
     }
+}
+
+/// Reads a YAML or JSON file that the configuration names, such as the users file of file
+/// authentication. Unlike a config file, it gets no `${VAR}` substitution and no
+/// `fileLoad(...)` resolution, as in deepstream.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the file when it is missing, unreadable, too large, or not valid
+/// YAML or JSON, which its extension chooses.
+pub(crate) fn read_data_file(path: &Path) -> Result<serde_yaml::Value, ConfigError> {
+    let format = text::config_format(path)?;
+    let raw = text::read_file(path)?;
+    text::parse(path, &raw, format)
 }
 
 impl LogLevel {

@@ -38,12 +38,8 @@ pub(super) enum Check {
     TextOrNull,
     /// A log level name or number.
     LogLevel,
-    /// An absolute URI such as `https://example.com`.
-    Uri,
     /// A list of strings.
     Texts,
-    /// A list of whole numbers.
-    WholeNumbers,
     /// A whole number of at least 1, or a boolean.
     WholeNumberOrBool,
     /// A mapping of keys to values.
@@ -333,36 +329,13 @@ impl<'a> Reader<'a> {
             Check::TextOrNull if value.is_null() => Ok(()),
             Check::TextOrNull => self.text(path, value).map(drop),
             Check::LogLevel => self.log_level(path, value).map(drop),
-            Check::Uri => self.uri(path, value).map(drop),
             Check::Texts => self.texts(path, value).map(drop),
-            Check::WholeNumbers => {
-                self.each_item(path, value, "a list of whole numbers", |item_path, item| {
-                    self.whole_number(item_path, item, 0, u64::MAX, "a whole number")
-                        .map(drop)
-                })
-            }
             Check::WholeNumberOrBool if value.is_bool() => Ok(()),
             Check::WholeNumberOrBool => self
                 .whole_number(path, value, 1, u64::MAX, "true, false or a whole number")
                 .map(drop),
             Check::Mapping => self.entries(path, value).map(drop),
         }
-    }
-
-    fn each_item(
-        &self,
-        path: &KeyPath,
-        value: &Value,
-        expected: &str,
-        check_item: impl Fn(&KeyPath, &Value) -> Result<(), ConfigError>,
-    ) -> Result<(), ConfigError> {
-        let Value::Sequence(items) = value else {
-            return Err(self.invalid(path, expected, value));
-        };
-        for (index, item) in items.iter().enumerate() {
-            check_item(&path.index(index), item)?;
-        }
-        Ok(())
     }
 }
 

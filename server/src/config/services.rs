@@ -1,6 +1,6 @@
-//! The service sections: `auth`, `permission`, `plugins` and the plugin-style sections that
-//! this server accepts without implementing them yet (`logger`, `monitoring`, ...). The
-//! `cache` and `storage` sections are read in `storage.rs`.
+//! The service sections: `permission`, `plugins` and the plugin-style sections that this
+//! server accepts without implementing them yet (`logger`, `monitoring`, ...). The `auth`
+//! section is read in `auth.rs`, and the `cache` and `storage` sections in `storage.rs`.
 
 use serde_yaml::Value;
 
@@ -16,19 +16,6 @@ struct ServiceSchema {
     /// The options the schema checks. Others are accepted unchecked, as in deepstream.
     options: &'static [(&'static str, Check)],
 }
-
-const AUTH_TYPES: &[&str] = &["none", "file", "http", "storage"];
-
-const AUTH_OPTIONS: &[(&str, Check)] = &[
-    ("hash", Check::Text),
-    ("iterations", Check::WholeNumber { min: 1 }),
-    ("keyLength", Check::WholeNumber { min: 1 }),
-    ("createUser", Check::Bool),
-    ("table", Check::Text),
-    ("endpointUrl", Check::Uri),
-    ("permittedStatusCodes", Check::WholeNumbers),
-    ("requestTimeout", Check::WholeNumber { min: 1 }),
-];
 
 const PERMISSION: ServiceSchema = ServiceSchema {
     key: "permission",
@@ -96,65 +83,11 @@ const UNSUPPORTED_SERVICES: &[ServiceSchema] = &[
 ];
 
 /// A plugin-style entry, as far as the keys that choose its implementation.
-struct PluginEntry<'v> {
+pub(super) struct PluginEntry<'v> {
     /// The built-in type, when `type` is set.
-    kind: Option<&'v str>,
+    pub(super) kind: Option<&'v str>,
     /// Whether `name` or `path` names a plugin, which deepstream prefers over `type`.
-    is_plugin: bool,
-}
-
-/// Checks `auth`: a list of `{type, options}` entries, or one such entry. Only type `none`
-/// is supported. Anything else is an error, so that a server never accepts every login
-/// when its owner configured credentials to be checked.
-pub(super) fn auth(
-    reader: &mut Reader<'_>,
-    path: &KeyPath,
-    value: &Value,
-) -> Result<(), ConfigError> {
-    let entries: Vec<(KeyPath, &Value)> = match value {
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| (path.index(index), item))
-            .collect(),
-        Value::Mapping(_) => vec![(path.clone(), value)],
-        _ => return Err(reader.invalid(path, "a list of authentication entries", value)),
-    };
-    if entries.is_empty() {
-        return Err(reader.invalid(path, "at least one authentication entry", value));
-    }
-
-    for (entry_path, entry) in entries {
-        let plugin = read_plugin(reader, &entry_path, entry, AUTH_TYPES, AUTH_OPTIONS)?;
-        if plugin.is_plugin {
-            return Err(reader.unsupported(
-                &entry_path,
-                "custom authentication plugins are not supported yet by this server, which \
-                 supports only auth type `none`, so it does not start rather than skip the checks \
-                 the plugin would make",
-            ));
-        }
-        match plugin.kind {
-            Some("none") => {}
-            Some(kind) => {
-                return Err(reader.unsupported(
-                    &entry_path.key("type"),
-                    format!(
-                        "auth type `{kind}` is not supported yet by this server, which supports \
-                         only `none`, so it does not start rather than accept every login"
-                    ),
-                ));
-            }
-            None => {
-                return Err(reader.invalid(
-                    &entry_path.key("type"),
-                    format!("one of {}", AUTH_TYPES.join(", ")),
-                    &Value::Null,
-                ));
-            }
-        }
-    }
-    Ok(())
+    pub(super) is_plugin: bool,
 }
 
 /// Checks `permission`. Type `none` allows every action, which is what this server does.
@@ -297,7 +230,7 @@ pub(super) fn unsupported_service(
 
 /// Checks a plugin-style entry against deepstream's schema and returns how it chooses its
 /// implementation.
-fn read_plugin<'v>(
+pub(super) fn read_plugin<'v>(
     reader: &mut Reader<'_>,
     path: &KeyPath,
     value: &'v Value,

@@ -933,10 +933,10 @@ fn http_server_options_are_read() {
 
 #[test]
 fn auth_none_is_accepted() {
-    for content in [
-        "auth:\n  - type: none\n",
-        "auth:\n  type: none\n  options: {}\n",
-        "auth:\n  - type: none\n  - type: none\n",
+    for (content, entries) in [
+        ("auth:\n  - type: none\n", 1),
+        ("auth:\n  type: none\n  options: {}\n", 1),
+        ("auth:\n  - type: none\n  - type: none\n", 2),
     ] {
         let loaded = load_yaml(content).unwrap();
         assert_eq!(
@@ -944,26 +944,348 @@ fn auth_none_is_accepted() {
             ["httpServer.options.host"],
             "{content}"
         );
+        assert_eq!(
+            loaded.config.auth,
+            vec![AuthConfig::Open; entries],
+            "{content}"
+        );
     }
 }
 
 #[test]
-fn other_auth_types_are_unsupported() {
-    for kind in ["file", "http", "storage"] {
-        let (error, message) = yaml_error(&format!(
-            "auth:\n  - type: none\n  - type: {kind}\n    options:\n      hash: md5\n"
-        ));
+fn auth_defaults_to_none() {
+    assert_eq!(Config::embedded().auth, [AuthConfig::Open]);
+    assert_eq!(
+        document::load(&fixture("config.yml"), &no_env)
+            .unwrap()
+            .config
+            .auth,
+        [AuthConfig::Open]
+    );
+}
+
+#[test]
+fn file_auth_reads_options() {
+    let loaded = load_yaml(
+        "auth:\n  - type: file\n    options:\n      path: users.yml\n      hash: sha256\n\
+         \x20     iterations: 1000\n      keyLength: 64\n",
+    )
+    .unwrap();
+
+    let [AuthConfig::File(file)] = loaded.config.auth.as_slice() else {
+        panic!("unexpected auth config: {:?}", loaded.config.auth);
+    };
+    let config_folder = loaded.config.source.as_deref().unwrap().parent().unwrap();
+    assert_eq!(
+        file.users,
+        UsersSource::File(
+            std::path::absolute(config_folder)
+                .unwrap()
+                .join("users.yml")
+        )
+    );
+    assert_eq!(
+        file.hash,
+        Some(HashSettings {
+            algorithm: HashAlgorithm::Sha256,
+            iterations: 1000,
+            key_length: 64,
+        })
+    );
+    assert!(file.report_invalid_parameters);
+    assert_eq!(notice_keys(&loaded), ["httpServer.options.host"]);
+}
+
+#[test]
+fn file_auth_absolute_path_is_kept() {
+    let dir = TempDir::new();
+    let users = dir.path().join("elsewhere").join("users.json");
+    let loaded = load_yaml(&format!(
+        "auth:\n  type: file\n  options:\n    path: {}\n",
+        users.display()
+    ))
+    .unwrap();
+
+    let [AuthConfig::File(file)] = loaded.config.auth.as_slice() else {
+        panic!("unexpected auth config: {:?}", loaded.config.auth);
+    };
+    assert_eq!(file.users, UsersSource::File(users));
+    assert_eq!(file.hash, None);
+}
+
+#[test]
+fn file_auth_reads_users_from_file_load() {
+    let dir = TempDir::new();
+    dir.write(
+        "users.yml",
+        "ada:\n  password: lovelace\n  clientData:\n    color: red\n",
+    );
+    let path = dir.write(
+        "config.yml",
+        "auth:\n  - type: file\n    options:\n      users: fileLoad(users.yml)\n      hash: false\n",
+    );
+
+    let loaded = document::load(&path, &no_env).unwrap();
+
+    let [AuthConfig::File(file)] = loaded.config.auth.as_slice() else {
+        panic!("unexpected auth config: {:?}", loaded.config.auth);
+    };
+    let UsersSource::Inline(users) = &file.users else {
+        panic!("expected inline users, found {:?}", file.users);
+    };
+    assert_eq!(users.len(), 1);
+    assert_eq!(file.hash, None);
+    assert!(
+        !format!("{:?}", loaded.config).contains("lovelace"),
+        "the config's Debug output shows a password"
+    );
+}
+
+#[test]
+fn file_auth_path_wins_over_users() {
+    let loaded = load_yaml(
+        "auth:\n  type: file\n  options:\n    path: users.json\n    users:\n      ada:\n        password: x\n",
+    )
+    .unwrap();
+
+    let [AuthConfig::File(file)] = loaded.config.auth.as_slice() else {
+        panic!("unexpected auth config: {:?}", loaded.config.auth);
+    };
+    assert!(
+        matches!(file.users, UsersSource::File(_)),
+        "{:?}",
+        file.users
+    );
+    assert!(notice_keys(&loaded).contains(&"auth.options.users"));
+}
+
+#[test]
+fn report_invalid_parameters_defaults_by_list_length() {
+    let single = load_yaml("auth:\n  type: file\n  options:\n    path: users.yml\n").unwrap();
+    let chained = load_yaml(
+        "auth:\n  - type: file\n    options:\n      path: users.yml\n\
+         \x20 - type: file\n    options:\n      path: more.yml\n      reportInvalidParameters: true\n\
+         \x20 - type: none\n",
+    )
+    .unwrap();
+
+    let reports = |config: &Config| -> Vec<bool> {
+        config
+            .auth
+            .iter()
+            .filter_map(|entry| match entry {
+                AuthConfig::File(file) => Some(file.report_invalid_parameters),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(reports(&single.config), [true]);
+    assert_eq!(reports(&chained.config), [false, true]);
+    assert_eq!(chained.config.auth[2], AuthConfig::Open);
+}
+
+#[test]
+fn http_auth_reads_options() {
+    let loaded = load_yaml(
+        "auth:\n  - type: http\n    options:\n      endpointUrl: http://127.0.0.1:8080/login?key=abc\n\
+         \x20     permittedStatusCodes: [200, 201]\n      requestTimeout: 2000\n\
+         \x20     retryStatusCodes: [503]\n      retryAttempts: 3\n      retryInterval: 500\n\
+         \x20     promoteToHeader: [token]\n",
+    )
+    .unwrap();
+
+    let [AuthConfig::Http(http)] = loaded.config.auth.as_slice() else {
+        panic!("unexpected auth config: {:?}", loaded.config.auth);
+    };
+    assert_eq!(
+        http.endpoint_url.url().as_str(),
+        "http://127.0.0.1:8080/login?key=abc"
+    );
+    assert_eq!(http.endpoint_url.to_string(), "http://127.0.0.1:8080/login");
+    assert!(!format!("{http:?}").contains("abc"), "{http:?}");
+    assert_eq!(http.permitted_status_codes, [200, 201]);
+    assert_eq!(http.request_timeout, Duration::from_millis(2000));
+    assert_eq!(http.retry_status_codes, [503]);
+    assert_eq!(http.retry_attempts, 3);
+    assert_eq!(http.retry_interval, Duration::from_millis(500));
+    assert_eq!(http.promote_to_header, ["token"]);
+    assert!(http.report_invalid_parameters);
+}
+
+/// The options of a valid `http` entry, to be changed one at a time.
+const HTTP_OPTIONS: &[(&str, &str)] = &[
+    ("endpointUrl", "http://127.0.0.1:8080/login"),
+    ("permittedStatusCodes", "[200]"),
+    ("requestTimeout", "2000"),
+    ("retryStatusCodes", "[]"),
+    ("retryAttempts", "0"),
+    ("retryInterval", "100"),
+];
+
+/// Returns a config with one `http` entry whose options are [`HTTP_OPTIONS`] without `left_out`
+/// and with `extra` added.
+fn http_config(left_out: &str, extra: &str) -> String {
+    let mut text = "auth:\n  - type: http\n    options:\n".to_owned();
+    for (key, value) in HTTP_OPTIONS {
+        if *key != left_out {
+            text.push_str(&format!("      {key}: {value}\n"));
+        }
+    }
+    if !extra.is_empty() {
+        text.push_str(&format!("      {extra}\n"));
+    }
+    text
+}
+
+#[test]
+fn http_auth_requires_each_option() {
+    for (key, _) in HTTP_OPTIONS {
+        let (error, message) = yaml_error(&http_config(key, ""));
         assert!(
-            matches!(error, ConfigError::Unsupported { .. }),
+            matches!(error, ConfigError::InvalidValue { .. }),
             "{message}"
         );
-        assert_eq!(
-            message,
-            format!(
-                "unsupported value for `auth[1].type` in CONFIG: auth type `{kind}` is not supported yet by this server, which supports only `none`, so it does not start rather than accept every login"
-            )
+        assert!(
+            message.starts_with(&format!(
+                "invalid value for `auth[0].options.{key}` in CONFIG: expected "
+            )),
+            "{message}"
         );
+        assert!(message.ends_with("found null"), "{message}");
     }
+}
+
+#[test]
+fn invalid_auth_options_name_key_and_expectation() {
+    let file = "auth:\n  - type: file\n    options:\n      path: users.yml\n";
+    let cases = [
+        (
+            format!("{file}      hash: whirlpool\n      iterations: 1\n      keyLength: 1\n"),
+            "invalid value for `auth[0].options.hash` in CONFIG: expected one of the digests this server supports: md5, sha1, sha224, sha256, sha384, sha512, sha512-224, sha512-256, found a string (\"whirlpool\")",
+        ),
+        (
+            format!("{file}      hash: SHA256\n      iterations: 1\n      keyLength: 1\n"),
+            "invalid value for `auth[0].options.hash` in CONFIG: expected one of the digests this server supports: md5, sha1, sha224, sha256, sha384, sha512, sha512-224, sha512-256, found a string (\"SHA256\")",
+        ),
+        (
+            format!("{file}      hash: true\n"),
+            "invalid value for `auth[0].options.hash` in CONFIG: expected a digest name (md5, sha1, sha224, sha256, sha384, sha512, sha512-224, sha512-256) or false, found the boolean true",
+        ),
+        (
+            format!("{file}      hash: md5\n      keyLength: 32\n"),
+            "invalid value for `auth[0].options.iterations` in CONFIG: expected a whole number, which `hash` requires, found null",
+        ),
+        (
+            format!("{file}      hash: md5\n      iterations: 100\n"),
+            "invalid value for `auth[0].options.keyLength` in CONFIG: expected a whole number, which `hash` requires, found null",
+        ),
+        (
+            format!("{file}      hash: md5\n      iterations: 0\n      keyLength: 32\n"),
+            "invalid value for `auth[0].options.iterations` in CONFIG: expected a whole number, at least 1, found the number 0",
+        ),
+        (
+            format!("{file}      hash: md5\n      iterations: 100\n      keyLength: 5000\n"),
+            "invalid value for `auth[0].options.keyLength` in CONFIG: expected a number of bytes from 1 to 4096, found the number 5000",
+        ),
+        (
+            format!("{file}      reportInvalidParameters: sometimes\n"),
+            "invalid value for `auth[0].options.reportInvalidParameters` in CONFIG: expected true or false, found a string (\"sometimes\")",
+        ),
+        (
+            "auth:\n  - type: file\n    options:\n      hash: md5\n".to_owned(),
+            "invalid value for `auth[0].options.path` in CONFIG: expected the users file of file authentication (or the users themselves in `users`), found null",
+        ),
+        (
+            "auth:\n  - type: file\n".to_owned(),
+            "invalid value for `auth[0].options` in CONFIG: expected a mapping with the options of auth type file, found null",
+        ),
+        (
+            "auth:\n  - type: http\n    options: []\n".to_owned(),
+            "invalid value for `auth[0].options` in CONFIG: expected a mapping of keys to values, found a list",
+        ),
+        (
+            "auth:\n  - type: file\n    options:\n      users: []\n".to_owned(),
+            "invalid value for `auth[0].options.users` in CONFIG: expected a mapping of user names to entries with a `password` string, and optionally `clientData` and `serverData`, found the content is not a mapping of user names to entries",
+        ),
+        (
+            "auth:\n  - type: file\n    options:\n      users: {}\n".to_owned(),
+            "invalid value for `auth[0].options.users` in CONFIG: expected a mapping of user names to entries with a `password` string, and optionally `clientData` and `serverData`, found there are no users",
+        ),
+        (
+            "auth:\n  - type: file\n    options:\n      users:\n        ada:\n          password: 1234\n".to_owned(),
+            "invalid value for `auth[0].options.users.ada` in CONFIG: expected a mapping of user names to entries with a `password` string, and optionally `clientData` and `serverData`, found user `ada` has no `password` string",
+        ),
+        (
+            http_config("endpointUrl", "endpointUrl: https://user:hunter2@example.com/login"),
+            "invalid value for `auth[0].options.endpointUrl` in CONFIG: expected an http:// URL with a host, found an https:// URL, and TLS is not supported yet by this server",
+        ),
+        (
+            http_config("endpointUrl", "endpointUrl: ftp://127.0.0.1/login"),
+            "invalid value for `auth[0].options.endpointUrl` in CONFIG: expected an http:// URL with a host, found a URL with the scheme `ftp`",
+        ),
+        (
+            http_config("endpointUrl", "endpointUrl: /login"),
+            "invalid value for `auth[0].options.endpointUrl` in CONFIG: expected an http:// URL with a host, found not a URL (relative URL without a base)",
+        ),
+        (
+            http_config("permittedStatusCodes", "permittedStatusCodes: [200, 42]"),
+            "invalid value for `auth[0].options.permittedStatusCodes[1]` in CONFIG: expected an HTTP status from 100 to 599, found the number 42",
+        ),
+        (
+            http_config("permittedStatusCodes", "permittedStatusCodes: 200"),
+            "invalid value for `auth[0].options.permittedStatusCodes` in CONFIG: expected a list of HTTP statuses, found the number 200",
+        ),
+        (
+            http_config("requestTimeout", "requestTimeout: 0"),
+            "invalid value for `auth[0].options.requestTimeout` in CONFIG: expected a whole number of milliseconds from 1 to 2147483647, found the number 0",
+        ),
+        (
+            http_config("retryAttempts", "retryAttempts: -1"),
+            "invalid value for `auth[0].options.retryAttempts` in CONFIG: expected a whole number from 0 to 4294967295, found the number -1",
+        ),
+        (
+            http_config("", "promoteToHeader: [\"bad header\"]"),
+            "invalid value for `auth[0].options.promoteToHeader[0]` in CONFIG: expected a field name that is also a valid HTTP header name, found a string (\"bad header\")",
+        ),
+    ];
+    for (content, expected) in cases {
+        let (error, message) = yaml_error(&content);
+        assert!(
+            matches!(error, ConfigError::InvalidValue { .. }),
+            "{content:?} gave {message}"
+        );
+        assert_eq!(message, expected, "for {content:?}");
+    }
+}
+
+#[test]
+fn unknown_auth_options_give_notices() {
+    let loaded = load_yaml(&http_config("", "fields: [token]")).unwrap();
+    assert_eq!(
+        notice_keys(&loaded),
+        ["auth[0].options.fields", "httpServer.options.host"]
+    );
+
+    let loaded =
+        load_yaml("auth:\n  type: file\n  options:\n    path: users.yml\n    salt: x\n").unwrap();
+    assert_eq!(
+        notice_keys(&loaded),
+        ["auth.options.salt", "httpServer.options.host"]
+    );
+}
+
+#[test]
+fn unsupported_auth_is_error() {
+    let (error, message) =
+        yaml_error("auth:\n  - type: none\n  - type: storage\n    options:\n      table: users\n");
+    assert!(
+        matches!(error, ConfigError::Unsupported { .. }),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        "unsupported value for `auth[1].type` in CONFIG: auth type `storage` is not supported yet by this server, which supports none, file and http, so it does not start rather than accept every login"
+    );
 
     let (error, message) = yaml_error("auth:\n  type: none\n  path: ./my-auth.js\n");
     assert!(

@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::auth::ConnectionData;
 use crate::peer::{CLOSE_GOING_AWAY, CLOSE_NORMAL, ConnectionId, Outbox, OutboxReceiver, Outgoing};
 use crate::services::Services;
 use session::{Flow, Session};
@@ -28,14 +29,28 @@ const WRITE_BATCH: usize = 256;
 /// How long a closing connection may take to write what it has queued.
 const WRITER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs one upgraded WebSocket connection until it closes.
-pub(crate) async fn serve(socket: WebSocket, services: Arc<Services>, remote: SocketAddr) {
+/// Runs one upgraded WebSocket connection until it closes. `connection` describes the
+/// upgrade request for the authentication service.
+pub(crate) async fn serve(
+    socket: WebSocket,
+    services: Arc<Services>,
+    remote: SocketAddr,
+    connection: ConnectionData,
+) {
     let id = ConnectionId::next();
     let span = tracing::info_span!("connection", %id, user = tracing::field::Empty);
-    run(socket, services, remote, id).instrument(span).await;
+    run(socket, services, remote, connection, id)
+        .instrument(span)
+        .await;
 }
 
-async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id: ConnectionId) {
+async fn run(
+    socket: WebSocket,
+    services: Arc<Services>,
+    remote: SocketAddr,
+    connection: ConnectionData,
+    id: ConnectionId,
+) {
     tracing::info!(%remote, "client connected");
     let websocket = services.websocket.clone();
     let (sink, mut stream) = socket.split();
@@ -43,7 +58,7 @@ async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id:
     let mut writer = tokio::spawn(write_frames(sink, receiver).in_current_span());
     let mut writer_done = false;
 
-    let mut session = Session::new(id, services.clone(), outbox.clone());
+    let mut session = Session::new(id, services.clone(), outbox.clone(), connection);
     let mut shutdown = services.shutdown.clone();
     let mut heartbeat = tokio::time::interval_at(
         Instant::now() + websocket.heartbeat_interval,
@@ -60,7 +75,16 @@ async fn run(socket: WebSocket, services: Arc<Services>, remote: SocketAddr, id:
             incoming = stream.next() => {
                 last_received = Instant::now();
                 let flow = match incoming {
-                    Some(Ok(Message::Binary(frame))) => session.on_frame(frame).await,
+                    Some(Ok(Message::Binary(frame))) => {
+                        // NOTE: a login waits here for its authentication service (an HTTP
+                        // endpoint may take its timeouts and retries), and meanwhile this
+                        // loop sees no heartbeat, login timeout or shutdown.
+                        let flow = session.on_frame(frame).await;
+                        // The client's pings wait unread during such a login, so the wait
+                        // does not count as silence.
+                        last_received = Instant::now();
+                        flow
+                    }
                     Some(Ok(Message::Text(_))) => session.on_text_frame(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
                     Some(Ok(Message::Close(_))) | None => {

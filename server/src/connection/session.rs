@@ -9,7 +9,7 @@ use deepstream_protocol::{
 };
 use serde_json::{Map, Value};
 
-use crate::auth::AuthOutcome;
+use crate::auth::{AuthOutcome, ConnectionData};
 use crate::peer::{CLOSE_POLICY, CLOSE_TOO_BIG, ConnectionId, Outbox, Peer};
 use crate::services::Services;
 
@@ -36,24 +36,39 @@ enum Phase {
     /// Waiting for a valid AUTH REQUEST.
     AwaitingLogin,
     /// Logged in; messages go to the topic handlers.
-    Open(Arc<Peer>),
+    Open(LoggedIn),
+}
+
+/// The state of a logged-in connection.
+struct LoggedIn {
+    peer: Arc<Peer>,
+    /// The `serverData` the authentication service returned, for permission rules.
+    server_data: Option<Arc<Value>>,
 }
 
 pub(super) struct Session {
     id: ConnectionId,
     services: Arc<Services>,
     outbox: Outbox,
+    /// The upgrade request's details, which HTTP authentication sends to its endpoint.
+    connection: ConnectionData,
     phase: Phase,
     failed_logins: u32,
     warnings: u32,
 }
 
 impl Session {
-    pub(super) fn new(id: ConnectionId, services: Arc<Services>, outbox: Outbox) -> Session {
+    pub(super) fn new(
+        id: ConnectionId,
+        services: Arc<Services>,
+        outbox: Outbox,
+        connection: ConnectionData,
+    ) -> Session {
         Session {
             id,
             services,
             outbox,
+            connection,
             phase: Phase::AwaitingChallenge,
             failed_logins: 0,
             warnings: 0,
@@ -62,6 +77,19 @@ impl Session {
 
     pub(super) fn is_authenticated(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
+    }
+
+    /// Returns the `serverData` of the logged-in user, or `None` before login or when the
+    /// authentication service returned none.
+    #[allow(
+        dead_code,
+        reason = "permission rules read it once they are enforced; nothing else needs it"
+    )]
+    pub(super) fn server_data(&self) -> Option<&Value> {
+        match &self.phase {
+            Phase::Open(logged_in) => logged_in.server_data.as_deref(),
+            Phase::AwaitingChallenge | Phase::AwaitingLogin => None,
+        }
     }
 
     /// Handles one binary frame.
@@ -78,7 +106,7 @@ impl Session {
         match &self.phase {
             Phase::AwaitingChallenge => self.on_challenge_phase(message),
             Phase::AwaitingLogin => self.on_login_phase(message).await,
-            Phase::Open(peer) => {
+            Phase::Open(LoggedIn { peer, .. }) => {
                 let peer = peer.clone();
                 self.dispatch(&peer, message);
                 Flow::Continue
@@ -135,7 +163,7 @@ impl Session {
 
     /// Removes the connection from every handler.
     pub(super) fn close(&mut self) {
-        if let Phase::Open(peer) = &self.phase {
+        if let Phase::Open(LoggedIn { peer, .. }) = &self.phase {
             self.services.events.remove_connection(self.id);
             self.services.rpc.remove_connection(self.id);
             self.services.records.remove_connection(self.id);
@@ -198,13 +226,28 @@ impl Session {
             None => return self.reject_login_message("auth data is not a JSON object"),
         };
 
-        match self.services.authenticator.authenticate(&auth_data).await {
-            AuthOutcome::Accepted { user, client_data } => self.on_login(user, client_data),
-            AuthOutcome::Rejected { client_data } => self.on_failed_login(client_data),
+        let outcome = self
+            .services
+            .authenticator
+            .authenticate(&self.connection, &auth_data)
+            .await;
+        match outcome {
+            AuthOutcome::Accepted {
+                user,
+                client_data,
+                server_data,
+            } => self.on_login(user, client_data, server_data),
+            AuthOutcome::Rejected { client_data } => self.on_failed_login(client_data, &auth_data),
+            AuthOutcome::Undecided => self.on_failed_login(None, &auth_data),
         }
     }
 
-    fn on_login(&mut self, user: String, client_data: Option<Value>) -> Flow {
+    fn on_login(
+        &mut self,
+        user: String,
+        client_data: Option<Value>,
+        server_data: Option<Value>,
+    ) -> Flow {
         let client_data = client_data.map(|data| Bytes::from(data.to_string()));
         let peer = Arc::new(Peer::new(
             self.id,
@@ -220,13 +263,30 @@ impl Session {
             client_data.unwrap_or_default(),
         ));
         self.services.presence.connected(&peer);
-        self.phase = Phase::Open(peer);
+        self.phase = Phase::Open(LoggedIn {
+            peer,
+            server_data: server_data.map(Arc::new),
+        });
         Flow::Continue
     }
 
-    fn on_failed_login(&mut self, client_data: Option<Value>) -> Flow {
+    fn on_failed_login(
+        &mut self,
+        client_data: Option<Value>,
+        auth_data: &Map<String, Value>,
+    ) -> Flow {
         self.failed_logins += 1;
-        tracing::warn!(attempt = self.failed_logins, "login rejected");
+        if self.services.websocket.log_invalid_auth_data {
+            // deepstream logs the whole auth data here; the values of fields other than the
+            // user name are left out, because they are credentials.
+            tracing::warn!(
+                attempt = self.failed_logins,
+                auth_data = %describe_auth_data(auth_data),
+                "login rejected"
+            );
+        } else {
+            tracing::warn!(attempt = self.failed_logins, "login rejected");
+        }
         let data = client_data
             .map(|data| Bytes::from(data.to_string()))
             .unwrap_or_default();
@@ -343,6 +403,26 @@ impl Session {
     }
 }
 
+/// Describes auth data for the log without credentials: the user name when it is a string,
+/// and the names of the other fields.
+fn describe_auth_data(auth_data: &Map<String, Value>) -> String {
+    let username = match auth_data.get("username") {
+        Some(Value::String(name)) => format!("username {name:?}"),
+        Some(_) => "username that is not a string".to_owned(),
+        None => "no username".to_owned(),
+    };
+    let others: Vec<&str> = auth_data
+        .keys()
+        .map(String::as_str)
+        .filter(|key| *key != "username")
+        .collect();
+    if others.is_empty() {
+        format!("{username}, no other fields")
+    } else {
+        format!("{username}, fields {}", others.join(", "))
+    }
+}
+
 fn parse_auth_data(data: &[u8]) -> Option<Map<String, Value>> {
     if data.is_empty() {
         return Some(Map::new());
@@ -373,4 +453,35 @@ fn auth_frame(action: AuthAction, data: Bytes) -> Bytes {
             ..Default::default()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn describe(auth_data: Value) -> String {
+        let Value::Object(map) = auth_data else {
+            panic!("auth data must be an object")
+        };
+        describe_auth_data(&map)
+    }
+
+    #[test]
+    fn auth_data_description_leaves_out_credentials() {
+        let text = describe(json!({"username": "ada", "password": "lovelace", "token": "t-1"}));
+
+        assert_eq!(text, "username \"ada\", fields password, token");
+        assert!(!text.contains("lovelace"));
+    }
+
+    #[test]
+    fn auth_data_description_without_username() {
+        assert_eq!(describe(json!({})), "no username, no other fields");
+        assert_eq!(
+            describe(json!({"username": {"first": "ada"}})),
+            "username that is not a string, no other fields"
+        );
+    }
 }

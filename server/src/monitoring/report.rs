@@ -27,7 +27,7 @@ impl StatsReport {
     /// topic, reported as `stateMetrics`.
     pub fn take(
         &self,
-        current: MetricsSnapshot,
+        current: &MetricsSnapshot,
         subscriptions: &[(&str, usize)],
         now_millis: u64,
     ) -> Value {
@@ -115,7 +115,7 @@ mod tests {
         metrics.on_message_received(update.0, update.1);
         metrics.on_login(true, Endpoint::WebSocket);
 
-        let first = report.take(metrics.snapshot(), &[("RECORD", 4)], 2000);
+        let first = report.take(&metrics.snapshot(), &[("RECORD", 4)], 2000);
         assert_eq!(first["from"], 1000);
         assert_eq!(first["to"], 2000);
         assert_eq!(first["received"]["RECORD"]["UPDATE"], 2);
@@ -124,7 +124,7 @@ mod tests {
 
         metrics.on_message_received(update.0, update.1);
         metrics.on_error_log("RECORD_LOAD_ERROR");
-        let second = report.take(metrics.snapshot(), &[], 3000);
+        let second = report.take(&metrics.snapshot(), &[], 3000);
         assert_eq!(second["from"], 2000);
         assert_eq!(second["received"]["RECORD"]["UPDATE"], 1);
         assert_eq!(second["errors"]["RECORD_LOAD_ERROR"], 1);

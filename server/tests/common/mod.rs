@@ -50,8 +50,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with the embedded defaults changed by `configure`, the
-    /// `none` authentication type, and a free port on 127.0.0.1.
+    /// Starts a server with the embedded defaults changed by `configure` and a
+    /// free port on 127.0.0.1. Its authentication is `config.auth`, which is
+    /// `none` unless `configure` sets it.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
         TestServer::launch(configure, None, None).await
     }

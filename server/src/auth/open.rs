@@ -1,47 +1,26 @@
-//! Authentication services: they decide who a connecting client is.
-
-use std::future::Future;
-use std::pin::Pin;
+//! The `none` authentication type.
 
 use serde_json::{Map, Value};
+
+use super::{AuthFuture, AuthOutcome, Authenticator, ConnectionData};
 
 /// The user name of clients that log in without one.
 pub const ANONYMOUS_USER: &str = "open";
 
-/// The outcome of a login attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AuthOutcome {
-    /// The client may use the server as `user`.
-    Accepted {
-        /// The user name handlers and other clients see.
-        user: String,
-        /// Data returned to the client in AUTH_SUCCESSFUL.
-        client_data: Option<Value>,
-    },
-    /// The credentials were refused.
-    Rejected {
-        /// Data returned to the client in AUTH_UNSUCCESSFUL, such as a reason.
-        client_data: Option<Value>,
-    },
-}
-
-/// A boxed future returned by [`Authenticator::authenticate`].
-pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = AuthOutcome> + Send + 'a>>;
-
-/// Decides whether login data is valid. Implementations must not log the
-/// credentials they receive.
-pub trait Authenticator: Send + Sync + 'static {
-    /// Checks `auth_data`, the JSON object the client sent with its login.
-    fn authenticate<'a>(&'a self, auth_data: &'a Map<String, Value>) -> AuthFuture<'a>;
-}
-
 /// The `none` authentication type: everyone gets in, under the name in
-/// `authData.username` when it is a string, else as [`ANONYMOUS_USER`].
+/// `authData.username` when it is a non-empty string, else as [`ANONYMOUS_USER`].
+///
+/// NOTE: deepstream turns any other truthy `username` into text (`7` becomes `"7"`); this
+/// server logs such clients in as [`ANONYMOUS_USER`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OpenAuthenticator;
 
 impl Authenticator for OpenAuthenticator {
-    fn authenticate<'a>(&'a self, auth_data: &'a Map<String, Value>) -> AuthFuture<'a> {
+    fn authenticate<'a>(
+        &'a self,
+        _connection: &'a ConnectionData,
+        auth_data: &'a Map<String, Value>,
+    ) -> AuthFuture<'a> {
         let user = match auth_data.get("username") {
             Some(Value::String(name)) if !name.is_empty() => name.clone(),
             _ => ANONYMOUS_USER.to_owned(),
@@ -49,7 +28,12 @@ impl Authenticator for OpenAuthenticator {
         Box::pin(std::future::ready(AuthOutcome::Accepted {
             user,
             client_data: None,
+            server_data: None,
         }))
+    }
+
+    fn description(&self) -> String {
+        "none (every login is accepted)".to_owned()
     }
 }
 
@@ -61,7 +45,10 @@ mod tests {
         let Value::Object(map) = auth_data else {
             panic!("test data must be an object")
         };
-        match OpenAuthenticator.authenticate(&map).await {
+        match OpenAuthenticator
+            .authenticate(&ConnectionData::default(), &map)
+            .await
+        {
             AuthOutcome::Accepted { user, .. } => user,
             other => panic!("open authentication rejected: {other:?}"),
         }
