@@ -10,11 +10,12 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use crate::monitoring::Monitor;
 use crate::peer::{ConnectionId, Peer};
 
 const SHARDS: usize = 16;
@@ -27,6 +28,8 @@ type Shard = Mutex<HashMap<Arc<str>, Subscribers>>;
 pub struct SubscriptionRegistry {
     shards: Box<[Shard]>,
     by_connection: Mutex<HashMap<ConnectionId, HashSet<Arc<str>>>>,
+    /// The monitor that receives every [`SubscriptionRegistry::send`], once set.
+    monitor: OnceLock<Monitor>,
 }
 
 /// The connection was already subscribed to the name.
@@ -42,6 +45,7 @@ impl Default for SubscriptionRegistry {
         SubscriptionRegistry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             by_connection: Mutex::new(HashMap::new()),
+            monitor: OnceLock::new(),
         }
     }
 }
@@ -116,7 +120,15 @@ impl SubscriptionRegistry {
                 sent += 1;
             }
         }
+        if let Some(monitor) = self.monitor.get() {
+            monitor.broadcast(frame, sent);
+        }
         sent
+    }
+
+    /// Sets the monitor that hears about every broadcast. Later calls do nothing.
+    pub(crate) fn set_monitor(&self, monitor: Monitor) {
+        let _ = self.monitor.set(monitor);
     }
 
     /// Returns the subscribers of `name`, in subscription order.
@@ -137,6 +149,11 @@ impl SubscriptionRegistry {
         self.shard(name)
             .get(name)
             .is_some_and(|subscribers| subscribers.contains_key(&id))
+    }
+
+    /// Returns the number of names that have subscribers.
+    pub fn name_count(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
     }
 
     /// Returns every name that has subscribers.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,8 +19,10 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::auth::{self, AuthError, Authenticator, ConnectionData};
-use crate::config::Config;
+use crate::config::{Config, MonitoringConfig};
 use crate::connection;
+use crate::monitoring::report::StatsReport;
+use crate::monitoring::{Monitor, Monitoring, prometheus};
 use crate::services::Services;
 use crate::storage::{self, Cache, Storage, StorageError};
 
@@ -35,6 +38,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers. An HTTP
 /// connection idle for this long, before or between requests, is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The URL path of the Prometheus text endpoint.
+pub const METRICS_PATH: &str = "/metrics";
 /// Pause after a failed accept, such as when file descriptors ran out.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -57,6 +62,18 @@ pub enum ServerError {
     /// The configured authentication could not be set up.
     #[error("setting up authentication failed")]
     Auth(#[source] AuthError),
+    /// Two endpoints of the configuration have the same URL path.
+    #[error(
+        "the URL path {path} is configured for both {first} and {second}; give each endpoint its own path"
+    )]
+    PathConflict {
+        /// The path.
+        path: String,
+        /// One endpoint that uses it.
+        first: &'static str,
+        /// The other endpoint that uses it.
+        second: &'static str,
+    },
 }
 
 /// A bound, not yet running deepstream server.
@@ -76,6 +93,7 @@ pub struct Server {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
     stores: Option<(Arc<dyn Cache>, Arc<dyn Storage>)>,
+    monitoring: Option<Arc<dyn Monitoring>>,
 }
 
 impl Server {
@@ -88,6 +106,7 @@ impl Server {
     /// [`ServerError::Auth`] when a users file cannot be loaded, and [`ServerError::Bind`]
     /// when the socket cannot be opened.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        check_paths(&config)?;
         let authenticator = auth::from_config(&config.auth).map_err(ServerError::Auth)?;
         let address = format!("{}:{}", config.http.host, config.http.port);
         let listener = TcpListener::bind(&address)
@@ -105,6 +124,7 @@ impl Server {
             config,
             authenticator,
             stores: None,
+            monitoring: None,
         })
     }
 
@@ -117,6 +137,12 @@ impl Server {
     /// Replaces the record cache and storage that the configuration selects.
     pub fn with_stores(mut self, cache: Arc<dyn Cache>, storage: Arc<dyn Storage>) -> Server {
         self.stores = Some((cache, storage));
+        self
+    }
+
+    /// Adds monitoring hooks, called besides the server's own counters.
+    pub fn with_monitoring(mut self, monitoring: Arc<dyn Monitoring>) -> Server {
+        self.monitoring = Some(monitoring);
         self
     }
 
@@ -147,14 +173,23 @@ impl Server {
             websocket.clone().unwrap_or_default(),
             self.authenticator,
             stores,
+            Monitor::new(self.monitoring),
             stop_receiver.clone(),
         ));
         services.start();
         tracing::info!(authentication = %services.authenticator.description(), "handlers started");
 
         let tracker = TaskTracker::new();
-        let mut router =
-            Router::new().route(&self.config.http.health_check_path, get(health_check));
+        let mut router = Router::new()
+            .route(&self.config.http.health_check_path, get(health_check))
+            .route(METRICS_PATH, get(metrics));
+        router = monitoring_report(
+            router,
+            &self.config.monitoring,
+            &services,
+            &tracker,
+            &stop_receiver,
+        );
         match &websocket {
             Some(endpoint) => {
                 router = router.route(&endpoint.url_path, get(upgrade));
@@ -197,6 +232,30 @@ impl Server {
         tracing::info!("server stopped");
         Ok(())
     }
+}
+
+/// Checks that no two endpoints share a URL path, which the router cannot serve.
+fn check_paths(config: &Config) -> Result<(), ServerError> {
+    let mut paths: Vec<(&str, &'static str)> = vec![
+        (config.http.health_check_path.as_str(), "the health check"),
+        (METRICS_PATH, "the Prometheus metrics"),
+    ];
+    if let Some(websocket) = &config.websocket {
+        paths.push((websocket.url_path.as_str(), "the WebSocket endpoint"));
+    }
+    if let MonitoringConfig::Http(http) = &config.monitoring {
+        paths.push((http.path.as_str(), "monitoring.options.url"));
+    }
+    for (index, (path, first)) in paths.iter().enumerate() {
+        if let Some((_, second)) = paths[index + 1..].iter().find(|(other, _)| other == path) {
+            return Err(ServerError::PathConflict {
+                path: (*path).to_owned(),
+                first,
+                second,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Accepts TCP connections and serves HTTP/1.1 on each, with WebSocket
@@ -251,6 +310,123 @@ async fn accept_connections(
             }
         });
     }
+}
+
+/// Adds the report that `config` selects: a route for `http`, a logging task for `log`.
+fn monitoring_report(
+    router: Router<Endpoint>,
+    config: &MonitoringConfig,
+    services: &Arc<Services>,
+    tracker: &TaskTracker,
+    stop: &watch::Receiver<bool>,
+) -> Router<Endpoint> {
+    match config {
+        MonitoringConfig::Http(http) => {
+            let report = Arc::new(HttpReport {
+                report: StatsReport::new(services.monitor.metrics.snapshot(), unix_millis()),
+                required_header: http.required_header.clone(),
+            });
+            tracing::info!(path = %http.path, "monitoring endpoint ready");
+            router.route(
+                &http.path,
+                get(
+                    move |headers: HeaderMap, State(endpoint): State<Endpoint>| {
+                        monitoring_stats(headers, endpoint, report.clone())
+                    },
+                ),
+            )
+        }
+        MonitoringConfig::Log { interval, key } => {
+            tracker.spawn(log_stats(
+                services.clone(),
+                *interval,
+                key.clone(),
+                stop.clone(),
+            ));
+            tracing::info!(interval_ms = interval.as_millis(), "monitoring log started");
+            router
+        }
+        _ => router,
+    }
+}
+
+struct HttpReport {
+    report: StatsReport,
+    required_header: Option<(String, String)>,
+}
+
+/// Serves deepstream's statistics since the previous request, to callers with the configured
+/// header. Others get 404, as in deepstream, so the endpoint does not reveal itself.
+async fn monitoring_stats(
+    headers: HeaderMap,
+    endpoint: Endpoint,
+    report: Arc<HttpReport>,
+) -> Response {
+    if let Some((name, value)) = &report.required_header {
+        let matches = headers
+            .get(name.as_str())
+            .is_some_and(|header| header.as_bytes() == value.as_bytes());
+        if !matches {
+            tracing::warn!(
+                "monitoring request without the configured header value; responded with 404"
+            );
+            return (StatusCode::NOT_FOUND, "Endpoint not found.").into_response();
+        }
+    }
+    let services = &endpoint.services;
+    let stats = report.report.take(
+        &services.monitor.metrics.snapshot(),
+        &services.subscription_counts(),
+        unix_millis(),
+    );
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        stats.to_string(),
+    )
+        .into_response()
+}
+
+/// Logs deepstream's statistics every `interval` until the server stops.
+async fn log_stats(
+    services: Arc<Services>,
+    interval: Duration,
+    key: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let report = StatsReport::new(services.monitor.metrics.snapshot(), unix_millis());
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let stats = report.take(
+            &services.monitor.metrics.snapshot(),
+            &services.subscription_counts(),
+            unix_millis(),
+        );
+        let mut line = serde_json::Map::new();
+        line.insert(key.clone(), stats);
+        tracing::info!(stats = %serde_json::Value::Object(line), "monitoring statistics");
+    }
+}
+
+/// Serves the counters in the Prometheus text format.
+async fn metrics(State(endpoint): State<Endpoint>) -> Response {
+    let services = &endpoint.services;
+    let text = prometheus::render(
+        &services.monitor.metrics.snapshot(),
+        &services.subscription_counts(),
+    );
+    ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response()
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 #[derive(Clone)]

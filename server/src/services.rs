@@ -10,6 +10,7 @@ use crate::handlers::event::EventHandler;
 use crate::handlers::presence::PresenceHandler;
 use crate::handlers::record::RecordHandler;
 use crate::handlers::rpc::RpcHandler;
+use crate::monitoring::Monitor;
 use crate::storage::{Cache, Storage};
 
 /// Everything a connection needs besides its socket.
@@ -21,6 +22,7 @@ pub(crate) struct Services {
     pub(crate) rpc: Arc<RpcHandler>,
     pub(crate) presence: PresenceHandler,
     pub(crate) records: Arc<RecordHandler>,
+    pub(crate) monitor: Monitor,
     /// Turns true when the server shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -32,6 +34,7 @@ impl Services {
         websocket: WebSocketConfig,
         authenticator: Arc<dyn Authenticator>,
         (cache, storage): (Arc<dyn Cache>, Arc<dyn Storage>),
+        monitor: Monitor,
         shutdown: watch::Receiver<bool>,
     ) -> Services {
         Services {
@@ -47,12 +50,26 @@ impl Services {
                 config.record.clone(),
                 config.listen.clone(),
             ),
+            monitor,
             shutdown,
         }
     }
 
+    /// Returns the number of subscribed names per topic, named as deepstream names topics.
+    pub(crate) fn subscription_counts(&self) -> [(&'static str, usize); 4] {
+        [
+            ("EVENT", self.events.subscription_count()),
+            ("RECORD", self.records.subscription_count()),
+            ("RPC", self.rpc.subscription_count()),
+            ("PRESENCE", self.presence.subscription_count()),
+        ]
+    }
+
     /// Starts the handlers' background timers. Must run inside the runtime.
     pub(crate) fn start(&self) {
+        self.events.set_monitor(self.monitor.clone());
+        self.records.set_monitor(self.monitor.clone());
+        self.presence.set_monitor(self.monitor.clone());
         self.events.start();
         self.records.start();
     }

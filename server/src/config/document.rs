@@ -11,7 +11,7 @@ use super::read::{Check, KeyPath, Reader};
 use super::text::{self, Comments, EnvLookup};
 use super::{
     Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, auth,
-    endpoints, services, storage,
+    endpoints, monitoring, services, storage,
 };
 
 /// The top-level keys of deepstream 7.0's config schema, which are all this loader accepts.
@@ -132,6 +132,7 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
                 config.websocket = endpoints::connection_endpoints(reader, &path, value)?;
             }
             "auth" => config.auth = auth::auth(reader, &path, value)?,
+            "monitoring" => config.monitoring = monitoring::monitoring(reader, &path, value)?,
             "permission" => services::permission(reader, &path, value)?,
             "plugins" => services::custom_plugins(reader, &path, value)?,
             "record" => config.record = storage::record(reader, &path, value)?,
@@ -142,7 +143,7 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
             "dependencyInitializationTimeout" => {
                 accept(reader, &path, value, Check::Number { min: 1000 })?;
             }
-            "logger" | "subscriptions" | "monitoring" | "telemetry" | "locks" | "clusterNode"
+            "logger" | "subscriptions" | "telemetry" | "locks" | "clusterNode"
             | "clusterRegistry" | "clusterStates" => {
                 services::unsupported_service(reader, &path, key, value)?;
             }

@@ -31,6 +31,7 @@ mod document;
 mod endpoints;
 mod error;
 mod include;
+mod monitoring;
 mod read;
 mod services;
 mod storage;
@@ -48,6 +49,7 @@ pub use auth::{
     WebhookUrl,
 };
 pub use error::{ConfigError, FileFormat, TextPosition};
+pub use monitoring::{HttpMonitoringConfig, MonitoringConfig};
 pub use storage::{
     CacheConfig, PostgresConfig, PostgresConnection, RecordConfig, RedisConfig, RedisConnection,
     Secret, StorageConfig,
@@ -79,6 +81,8 @@ pub struct Config {
     /// The authentication services a login is checked against, in order (`auth`). The
     /// default is `none`, which accepts every login.
     pub auth: Vec<AuthConfig>,
+    /// The report of deepstream's statistics (`monitoring`).
+    pub monitoring: MonitoringConfig,
     /// The topics that clients may use (`enabledFeatures`).
     pub features: EnabledFeatures,
     /// The file the settings were loaded from, or `None` for the embedded defaults.
@@ -228,6 +232,7 @@ impl Config {
             storage: StorageConfig::default(),
             cache: CacheConfig::default(),
             auth: vec![AuthConfig::Open],
+            monitoring: MonitoringConfig::None,
             features: EnabledFeatures::default(),
             source: None,
         }

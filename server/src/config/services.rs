@@ -44,11 +44,6 @@ const UNSUPPORTED_SERVICES: &[ServiceSchema] = &[
         options: &[("subscriptionsSanityTimer", Check::WholeNumber { min: 50 })],
     },
     ServiceSchema {
-        key: "monitoring",
-        types: &["http", "log", "none"],
-        options: &[],
-    },
-    ServiceSchema {
         key: "telemetry",
         types: &["deepstreamIO"],
         options: &[("enabled", Check::Bool)],

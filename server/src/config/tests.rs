@@ -205,10 +205,10 @@ fn shipped_config_loads_with_notices() {
             "connectionEndpoints[1]",
             "logger",
             "permission",
-            "monitoring",
             "httpServer.options.host",
         ]
     );
+    assert_eq!(config.monitoring, MonitoringConfig::None);
     assert_eq!(
         config.record.cache_retrieval_timeout,
         Duration::from_millis(30_000)
@@ -2058,4 +2058,80 @@ fn error_names_unset_variables() {
     );
     assert!(message.contains("`httpServer.options.port`"), "{message}");
     assert!(message.contains("${DS_PORT}"), "{message}");
+}
+
+#[test]
+fn monitoring_types_load() {
+    let loaded = load_yaml("monitoring:\n  type: none\n").unwrap();
+    assert_eq!(loaded.config.monitoring, MonitoringConfig::None);
+
+    let loaded = load_yaml("monitoring:\n  type: log\n").unwrap();
+    assert_eq!(
+        loaded.config.monitoring,
+        MonitoringConfig::Log {
+            interval: Duration::from_millis(15_000),
+            key: "LOG_MONITORING".to_owned()
+        }
+    );
+
+    let loaded = load_yaml(
+        "monitoring:\n  type: log\n  options:\n    logInterval: 500\n    monitoringKey: STATS\n",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.config.monitoring,
+        MonitoringConfig::Log {
+            interval: Duration::from_millis(500),
+            key: "STATS".to_owned()
+        }
+    );
+
+    let loaded = load_yaml(
+        "monitoring:\n  type: http\n  options:\n    url: /monitoring\n    headerKey: X-Key\n    headerValue: abc\n",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.config.monitoring,
+        MonitoringConfig::Http(HttpMonitoringConfig {
+            path: "/monitoring".to_owned(),
+            required_header: Some(("x-key".to_owned(), "abc".to_owned())),
+        })
+    );
+
+    let loaded = load_yaml(
+        "monitoring:\n  type: http\n  options:\n    url: /monitoring\n    allowOpenPermissions: true\n",
+    )
+    .unwrap();
+    assert!(
+        notice_keys(&loaded).contains(&"monitoring.options.allowOpenPermissions"),
+        "{:?}",
+        loaded.notices
+    );
+}
+
+#[test]
+fn monitoring_errors_name_the_key() {
+    for (content, expected) in [
+        ("monitoring:\n  type: prometheus\n", "monitoring.type"),
+        ("monitoring:\n  type: http\n", "monitoring.options.url"),
+        (
+            "monitoring:\n  type: http\n  options:\n    url: monitoring\n",
+            "monitoring.options.url",
+        ),
+        (
+            "monitoring:\n  type: http\n  options:\n    url: /m\n    headerKey: X-Key\n",
+            "headerValue",
+        ),
+        (
+            "monitoring:\n  type: log\n  options:\n    logInterval: -5\n",
+            "monitoring.options.logInterval",
+        ),
+        (
+            "monitoring:\n  name: custom-monitoring\n",
+            "monitoring.name",
+        ),
+    ] {
+        let (_, message) = yaml_error(content);
+        assert!(message.contains(expected), "{content}: {message}");
+    }
 }

@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use crate::auth::ConnectionData;
+use crate::monitoring::Monitor;
 use crate::peer::{CLOSE_GOING_AWAY, CLOSE_NORMAL, ConnectionId, Outbox, OutboxReceiver, Outgoing};
 use crate::services::Services;
 use session::{Flow, Session};
@@ -52,10 +53,12 @@ async fn run(
     id: ConnectionId,
 ) {
     tracing::info!(%remote, "client connected");
+    services.monitor.connection_opened();
     let websocket = services.websocket.clone();
     let (sink, mut stream) = socket.split();
     let (outbox, receiver) = Outbox::new(websocket.max_outgoing_queue_bytes);
-    let mut writer = tokio::spawn(write_frames(sink, receiver).in_current_span());
+    let mut writer =
+        tokio::spawn(write_frames(sink, receiver, services.monitor.clone()).in_current_span());
     let mut writer_done = false;
 
     let mut session = Session::new(id, services.clone(), outbox.clone(), connection);
@@ -134,6 +137,7 @@ async fn run(
     {
         writer.abort();
     }
+    services.monitor.connection_closed();
     tracing::info!("client disconnected");
 }
 
@@ -146,7 +150,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Writes queued frames to the socket until the queue asks to close or the
 /// socket fails.
-async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut receiver: OutboxReceiver) {
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut receiver: OutboxReceiver,
+    monitor: Monitor,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
         if receiver.recv_many(&mut batch, WRITE_BATCH).await == 0 {
@@ -158,6 +166,7 @@ async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut receiver: Out
             match item {
                 Outgoing::Frame(frame) => {
                     written += frame.len();
+                    monitor.frame_sent(&frame);
                     if let Err(error) = sink.feed(Message::Binary(frame)).await {
                         tracing::debug!(%error, "writing to the socket failed");
                         return;

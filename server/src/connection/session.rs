@@ -10,6 +10,7 @@ use deepstream_protocol::{
 use serde_json::{Map, Value};
 
 use crate::auth::{AuthOutcome, ConnectionData};
+use crate::monitoring::Endpoint;
 use crate::peer::{CLOSE_POLICY, CLOSE_TOO_BIG, ConnectionId, Outbox, Peer};
 use crate::services::Services;
 
@@ -102,6 +103,9 @@ impl Session {
             }
         };
         tracing::trace!(topic = ?message.topic(), action = message.action(), "message received");
+        self.services
+            .monitor
+            .message_received(message.topic() as i32, message.action());
 
         match &self.phase {
             Phase::AwaitingChallenge => self.on_challenge_phase(message),
@@ -257,6 +261,7 @@ impl Session {
         ));
         tracing::Span::current().record("user", &**peer.user());
         tracing::info!("client logged in");
+        self.services.monitor.login(true, Endpoint::WebSocket);
 
         self.outbox.send(auth_frame(
             AuthAction::AuthSuccessful,
@@ -276,6 +281,7 @@ impl Session {
         auth_data: &Map<String, Value>,
     ) -> Flow {
         self.failed_logins += 1;
+        self.services.monitor.login(false, Endpoint::WebSocket);
         if self.services.websocket.log_invalid_auth_data {
             // deepstream logs the whole auth data here; the values of fields other than the
             // user name are left out, because they are credentials.

@@ -7,6 +7,7 @@ use deepstream_protocol::{EventAction, EventMessage, Topic, encode_frame};
 
 use crate::config::ListenConfig;
 use crate::listen::{ListenMessages, ListenerRegistry};
+use crate::monitoring::Monitor;
 use crate::peer::{ConnectionId, Peer};
 use crate::registry::SubscriptionRegistry;
 
@@ -19,6 +20,15 @@ pub struct EventHandler {
 }
 
 impl EventHandler {
+    /// Reports the handler's broadcasts to `monitor`.
+    pub(crate) fn set_monitor(&self, monitor: Monitor) {
+        self.subscriptions.set_monitor(monitor);
+    }
+
+    /// Returns the number of names with at least one subscriber.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.name_count()
+    }
     /// Creates the handler with empty registries.
     pub fn new(listen: ListenConfig) -> EventHandler {
         let subscriptions = Arc::new(SubscriptionRegistry::new());

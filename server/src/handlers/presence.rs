@@ -11,6 +11,7 @@ use bytes::Bytes;
 use deepstream_protocol::{PresenceAction, PresenceMessage, Topic, encode_frame};
 use indexmap::IndexMap;
 
+use crate::monitoring::Monitor;
 use crate::peer::{ConnectionId, Peer};
 use crate::registry::{SubscriptionRegistry, lock};
 
@@ -28,6 +29,15 @@ pub struct PresenceHandler {
 }
 
 impl PresenceHandler {
+    /// Reports the handler's broadcasts to `monitor`.
+    pub(crate) fn set_monitor(&self, monitor: Monitor) {
+        self.users.set_monitor(monitor);
+    }
+
+    /// Returns the number of users that someone follows by name.
+    pub fn subscription_count(&self) -> usize {
+        self.users.name_count()
+    }
     /// Creates the handler with nobody online.
     pub fn new() -> PresenceHandler {
         PresenceHandler::default()

@@ -59,6 +59,10 @@ enum Deadline {
 }
 
 impl RpcHandler {
+    /// Returns the number of RPC names with at least one provider.
+    pub fn subscription_count(&self) -> usize {
+        self.providers.name_count()
+    }
     /// Creates the handler.
     pub fn new(config: RpcConfig) -> Arc<RpcHandler> {
         Arc::new_cyclic(|this| RpcHandler {

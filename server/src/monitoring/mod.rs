@@ -16,8 +16,8 @@ pub mod prometheus;
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use deepstream_protocol::{Topic, action_name, topic_name};
 use thread_local::ThreadLocal;
@@ -269,6 +269,100 @@ impl Monitoring for Metrics {
         }
     }
 }
+
+/// The server's counters plus the hooks an embedding application added with
+/// `Server::with_monitoring`. The server reports through this type only.
+#[derive(Clone, Default)]
+pub(crate) struct Monitor {
+    pub(crate) metrics: Arc<Metrics>,
+    extra: Option<Arc<dyn Monitoring>>,
+}
+
+impl Monitor {
+    pub(crate) fn new(extra: Option<Arc<dyn Monitoring>>) -> Monitor {
+        Monitor {
+            metrics: Arc::new(Metrics::new()),
+            extra,
+        }
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.metrics.on_connection_opened();
+        if let Some(extra) = &self.extra {
+            extra.on_connection_opened();
+        }
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.metrics.on_connection_closed();
+        if let Some(extra) = &self.extra {
+            extra.on_connection_closed();
+        }
+    }
+
+    pub(crate) fn login(&self, allowed: bool, endpoint: Endpoint) {
+        self.metrics.on_login(allowed, endpoint);
+        if let Some(extra) = &self.extra {
+            extra.on_login(allowed, endpoint);
+        }
+    }
+
+    pub(crate) fn message_received(&self, topic: i32, action: i32) {
+        self.metrics.on_message_received(topic, action);
+        if let Some(extra) = &self.extra {
+            extra.on_message_received(topic, action);
+        }
+    }
+
+    /// Counts an encoded frame written to a client. deepstream numbers every
+    /// error action from 100 up, so those are counted as errors too.
+    pub(crate) fn frame_sent(&self, frame: &[u8]) {
+        let Some((topic, action)) = deepstream_protocol::peek_topic_action(frame) else {
+            return;
+        };
+        self.metrics.on_message_sent(topic, action);
+        if let Some(extra) = &self.extra {
+            extra.on_message_sent(topic, action);
+        }
+        if action >= FIRST_ERROR_ACTION {
+            let (_, name) = message_names(topic, action);
+            self.error_logged(&name);
+        }
+    }
+
+    /// Passes a broadcast of an encoded frame to `count` subscribers on to the
+    /// extra hooks. The counters ignore it, because each writer counts its frames.
+    pub(crate) fn broadcast(&self, frame: &[u8], count: usize) {
+        let Some(extra) = &self.extra else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        if let Some((topic, action)) = deepstream_protocol::peek_topic_action(frame) {
+            extra.on_broadcast(topic, action, count);
+        }
+    }
+
+    pub(crate) fn error_logged(&self, event: &str) {
+        self.metrics.on_error_log(event);
+        if let Some(extra) = &self.extra {
+            extra.on_error_log(event);
+        }
+    }
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("metrics", &self.metrics)
+            .field("extra", &self.extra.is_some())
+            .finish()
+    }
+}
+
+/// The lowest action number deepstream gives an error message.
+const FIRST_ERROR_ACTION: i32 = 100;
 
 /// Returns deepstream's names for a topic and action number, or the numbers
 /// as text when the protocol defines no such topic or action.

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenConfig, RecordConfig};
 use crate::listen::ListenerRegistry;
+use crate::monitoring::Monitor;
 use crate::peer::{ConnectionId, Peer};
 use crate::registry::{SubscriptionRegistry, lock};
 use crate::storage::{Cache, Storage};
@@ -50,6 +51,15 @@ pub struct RecordHandler {
 }
 
 impl RecordHandler {
+    /// Reports the handler's broadcasts to `monitor`.
+    pub(crate) fn set_monitor(&self, monitor: Monitor) {
+        self.subscriptions.set_monitor(monitor);
+    }
+
+    /// Returns the number of names with at least one subscriber.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.name_count()
+    }
     /// Creates the handler over the given cache and storage.
     pub fn new(
         cache: Arc<dyn Cache>,
