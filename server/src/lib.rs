@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod listen;
 pub mod monitoring;
 pub mod peer;
+pub mod permission;
 pub mod registry;
 mod server;
 mod services;
