@@ -7,10 +7,12 @@
 //! connection queues its outgoing frames in an [`peer::Outbox`] drained by a
 //! writer task.
 //!
-//! Records, permissions, the HTTP API, monitoring and clustering are not part
-//! of this crate yet: a RECORD message gets a `PARSER UNKNOWN_TOPIC` error.
-//! [`storage`] contains the cache and storage backends that records use.
+//! [`permission`] compiles deepstream's Valve rules, which every client message
+//! is checked against before its handler sees it. [`storage`] contains the
+//! cache and storage backends that records use, and [`monitoring`] the counters.
+//! The HTTP API and clustering are not part of this crate yet.
 
+mod access;
 pub mod auth;
 pub mod config;
 mod connection;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::config::{Config, EnabledFeatures, WebSocketConfig};
 use crate::handlers::event::EventHandler;
@@ -23,6 +24,8 @@ pub(crate) struct Services {
     pub(crate) presence: PresenceHandler,
     pub(crate) records: Arc<RecordHandler>,
     pub(crate) monitor: Monitor,
+    /// The permission rules.
+    pub(crate) access: Access,
     /// Turns true when the server shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -37,6 +40,8 @@ impl Services {
         monitor: Monitor,
         shutdown: watch::Receiver<bool>,
     ) -> Services {
+        let records =
+            RecordHandler::new(cache, storage, config.record.clone(), config.listen.clone());
         Services {
             websocket,
             features: config.features,
@@ -44,12 +49,8 @@ impl Services {
             events: EventHandler::new(config.listen.clone()),
             rpc: RpcHandler::new(config.rpc.clone()),
             presence: PresenceHandler::new(),
-            records: RecordHandler::new(
-                cache,
-                storage,
-                config.record.clone(),
-                config.listen.clone(),
-            ),
+            access: Access::new(config.permission.permissions(), records.clone()),
+            records,
             monitor,
             shutdown,
         }

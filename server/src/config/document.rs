@@ -11,7 +11,7 @@ use super::read::{Check, KeyPath, Reader};
 use super::text::{self, Comments, EnvLookup};
 use super::{
     Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, auth,
-    endpoints, monitoring, services, storage,
+    endpoints, monitoring, permission, services, storage,
 };
 
 /// The top-level keys of deepstream 7.0's config schema, which are all this loader accepts.
@@ -133,7 +133,7 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
             }
             "auth" => config.auth = auth::auth(reader, &path, value)?,
             "monitoring" => config.monitoring = monitoring::monitoring(reader, &path, value)?,
-            "permission" => services::permission(reader, &path, value)?,
+            "permission" => config.permission = permission::permission(reader, &path, value)?,
             "plugins" => services::custom_plugins(reader, &path, value)?,
             "record" => config.record = storage::record(reader, &path, value)?,
             "storage" => config.storage = storage::storage(reader, &path, value)?,

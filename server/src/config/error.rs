@@ -132,6 +132,16 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// The permission rules are invalid.
+    #[error("invalid permission rules, configured in {}:\n{source}", file.display())]
+    Permissions {
+        /// The config file with the `permission` section.
+        file: PathBuf,
+        /// Every problem found in the rules.
+        #[source]
+        source: Box<crate::permission::PermissionConfigError>,
+    },
+
     /// A file named by `fileLoad(...)` is missing, unreadable or malformed.
     #[error("failed to load the file named by `{key}` in {}: {source}", file.display())]
     Include {

@@ -8,8 +8,7 @@
 //! Keys that deepstream defines but this server does not implement yet are accepted, and each
 //! one produces a [`Notice`] for the caller to log at start-up. Some are errors instead,
 //! because running without them would silently weaken security: the `storage` authentication
-//! type, custom authentication and permission plugins, and permission rules that restrict
-//! anything.
+//! type, and custom authentication and permission plugins.
 //!
 //! Where this loader differs from deepstream 7.0:
 //! - The HTTP listener binds 127.0.0.1 unless the file sets `httpServer.options.host`
@@ -32,6 +31,7 @@ mod endpoints;
 mod error;
 mod include;
 mod monitoring;
+mod permission;
 mod read;
 mod services;
 mod storage;
@@ -50,6 +50,7 @@ pub use auth::{
 };
 pub use error::{ConfigError, FileFormat, TextPosition};
 pub use monitoring::{HttpMonitoringConfig, MonitoringConfig};
+pub use permission::{PermissionConfig, PermissionRules};
 pub use storage::{
     CacheConfig, PostgresConfig, PostgresConnection, RecordConfig, RedisConfig, RedisConnection,
     Secret, StorageConfig,
@@ -81,6 +82,8 @@ pub struct Config {
     /// The authentication services a login is checked against, in order (`auth`). The
     /// default is `none`, which accepts every login.
     pub auth: Vec<AuthConfig>,
+    /// The permission rules (`permission`).
+    pub permission: PermissionConfig,
     /// The report of deepstream's statistics (`monitoring`).
     pub monitoring: MonitoringConfig,
     /// The topics that clients may use (`enabledFeatures`).
@@ -232,6 +235,7 @@ impl Config {
             storage: StorageConfig::default(),
             cache: CacheConfig::default(),
             auth: vec![AuthConfig::Open],
+            permission: PermissionConfig::None,
             monitoring: MonitoringConfig::None,
             features: EnabledFeatures::default(),
             source: None,

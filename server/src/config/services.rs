@@ -1,6 +1,7 @@
-//! The service sections: `permission`, `plugins` and the plugin-style sections that this
-//! server accepts without implementing them yet (`logger`, `monitoring`, ...). The `auth`
-//! section is read in `auth.rs`, and the `cache` and `storage` sections in `storage.rs`.
+//! The service sections: `plugins` and the plugin-style sections that this server accepts
+//! without implementing them yet (`logger`, `telemetry`, ...). The `auth`, `permission` and
+//! `monitoring` sections are read in their own files, and the `cache` and `storage`
+//! sections in `storage.rs`.
 
 use serde_yaml::Value;
 
@@ -16,16 +17,6 @@ struct ServiceSchema {
     /// The options the schema checks. Others are accepted unchecked, as in deepstream.
     options: &'static [(&'static str, Check)],
 }
-
-const PERMISSION: ServiceSchema = ServiceSchema {
-    key: "permission",
-    types: &["config", "none"],
-    options: &[
-        ("path", Check::Text),
-        ("maxRuleIterations", Check::WholeNumber { min: 1 }),
-        ("cacheEvacuationInterval", Check::WholeNumber { min: 1 }),
-    ],
-};
 
 /// The sections that are accepted with a notice and otherwise ignored.
 const UNSUPPORTED_SERVICES: &[ServiceSchema] = &[
@@ -83,100 +74,6 @@ pub(super) struct PluginEntry<'v> {
     pub(super) kind: Option<&'v str>,
     /// Whether `name` or `path` names a plugin, which deepstream prefers over `type`.
     pub(super) is_plugin: bool,
-}
-
-/// Checks `permission`. Type `none` allows every action, which is what this server does.
-/// Type `config` is accepted with a notice, because deepstream's shipped config uses it and
-/// must start. A custom plugin is an error.
-pub(super) fn permission(
-    reader: &mut Reader<'_>,
-    path: &KeyPath,
-    value: &Value,
-) -> Result<(), ConfigError> {
-    let plugin = read_plugin(reader, path, value, PERMISSION.types, PERMISSION.options)?;
-    if plugin.is_plugin {
-        return Err(reader.unsupported(
-            path,
-            "custom permission plugins are not supported yet by this server, so it does not \
-             start rather than allow every action",
-        ));
-    }
-    if plugin.kind == Some("config") {
-        let rules = value
-            .get("options")
-            .and_then(|options| options.get("permissions"));
-        if let Some(restriction) = find_restriction(rules) {
-            return Err(reader.unsupported(
-                path,
-                format!(
-                    "permission rules are not enforced yet by this server, and these rules \
-                     restrict clients ({restriction}), so it does not start rather than allow \
-                     every action. Set `permission.type` to `none` to run without permission checks"
-                ),
-            ));
-        }
-        reader.notice(
-            path,
-            "permission rules are not enforced yet by this server; the configured rules allow \
-             every action, which is what the server does",
-        );
-    }
-    Ok(())
-}
-
-/// The actions of each topic in deepstream's permission rules.
-const PERMISSION_ACTIONS: &[(&str, &[&str])] = &[
-    (
-        "record",
-        &["create", "write", "read", "delete", "listen", "notify"],
-    ),
-    ("event", &["publish", "subscribe", "listen"]),
-    ("rpc", &["provide", "request"]),
-    ("presence", &["allow"]),
-];
-
-/// Returns a description of the first rule that denies or limits an action,
-/// or None when the rules allow every action on every name, as deepstream's
-/// shipped `permissions.yml` does. A missing rule denies in deepstream.
-fn find_restriction(rules: Option<&Value>) -> Option<String> {
-    let Some(rules) = rules else {
-        return Some("no rules were loaded from `options.permissions`".to_owned());
-    };
-    if let Some(path) = first_non_true_leaf(rules, String::new()) {
-        return Some(format!("`{path}` is not `true`"));
-    }
-    for (topic, actions) in PERMISSION_ACTIONS {
-        for action in *actions {
-            let rule = rules
-                .get(*topic)
-                .and_then(|topic| topic.get("*"))
-                .and_then(|all| all.get(*action));
-            if rule.is_none() {
-                return Some(format!("`{topic}.*.{action}` is missing, which denies it"));
-            }
-        }
-    }
-    None
-}
-
-fn first_non_true_leaf(value: &Value, path: String) -> Option<String> {
-    match value {
-        Value::Bool(true) => None,
-        Value::String(text) if text.trim() == "true" => None,
-        Value::Mapping(map) => map.iter().find_map(|(key, child)| {
-            let key = match key {
-                Value::String(key) => key.clone(),
-                other => format!("{other:?}"),
-            };
-            let child_path = if path.is_empty() {
-                key
-            } else {
-                format!("{path}.{key}")
-            };
-            first_non_true_leaf(child, child_path)
-        }),
-        _ => Some(path),
-    }
 }
 
 /// Checks `plugins`, a mapping of custom plugin names to plugin entries. Each one produces a

@@ -204,7 +204,7 @@ fn shipped_config_loads_with_notices() {
             "telemetry",
             "connectionEndpoints[1]",
             "logger",
-            "permission",
+            "permission.options.cacheEvacuationInterval",
             "httpServer.options.host",
         ]
     );
@@ -219,8 +219,7 @@ fn shipped_config_loads_with_notices() {
     );
     assert_eq!(config.storage, StorageConfig::default());
     assert_eq!(config.cache, CacheConfig::Memory);
-    let permission = &loaded.notices[5];
-    assert!(permission.message.contains("every action"), "{permission}");
+    assert!(matches!(config.permission, PermissionConfig::Rules(_)));
 }
 
 #[test]
@@ -1326,63 +1325,91 @@ const ALLOW_ALL_RULES: &str = r#"{
 }"#;
 
 #[test]
-fn restrictive_permissions_stop_start() {
-    let cases = [
-        (
-            r#""publish": true"#,
-            r#""publish": "user.id === 'admin'""#,
-            "`event.*.publish` is not `true`",
-        ),
-        (
-            r#""allow": true"#,
-            r#""allow": false"#,
-            "`presence.*.allow` is not `true`",
-        ),
-        (r#", "notify": true"#, "", "`record.*.notify` is missing"),
-    ];
-    for (allowed, restricted, expected) in cases {
-        let rules = ALLOW_ALL_RULES.replacen(allowed, restricted, 1);
-        assert_ne!(rules, ALLOW_ALL_RULES, "the case must change the rules");
-        let dir = TempDir::new();
-        dir.write("rules.json", &rules);
-        let path = dir.write(
-            "config.yml",
-            "permission:\n  type: config\n  options:\n    permissions: fileLoad(rules.json)\n",
-        );
-        let error = document::load(&path, &no_env).unwrap_err();
-        let message = error.to_string();
-        assert!(
-            matches!(error, ConfigError::Unsupported { .. }),
-            "{message}"
-        );
-        assert!(message.contains(expected), "{message}");
-        assert!(message.contains("`permission.type` to `none`"), "{message}");
-    }
+fn permission_rules_load_from_file_load() {
+    let rules = ALLOW_ALL_RULES.replacen(
+        r#""publish": true"#,
+        r#""publish": "user.id === 'admin'""#,
+        1,
+    );
+    let dir = TempDir::new();
+    dir.write("rules.json", &rules);
+    let path = dir.write(
+        "config.yml",
+        "permission:\n  type: config\n  options:\n    permissions: fileLoad(rules.json)\n    maxRuleIterations: 5\n",
+    );
+    let loaded = document::load(&path, &no_env).unwrap();
+    let PermissionConfig::Rules(rules) = &loaded.config.permission else {
+        panic!("expected rules, got {:?}", loaded.config.permission);
+    };
+    assert_eq!(rules.max_rule_iterations.get(), 5);
+    assert!(!rules.permissions.is_allow_all());
+    assert_eq!(notice_keys(&loaded), ["httpServer.options.host"]);
+}
+
+#[test]
+fn permission_rules_load_from_path() {
+    let dir = TempDir::new();
+    dir.write("rules.json", ALLOW_ALL_RULES);
+    let path = dir.write(
+        "config.yml",
+        "permission:\n  type: config\n  options:\n    path: rules.json\n    cacheEvacuationInterval: 60000\n",
+    );
+    let loaded = document::load(&path, &no_env).unwrap();
+    let PermissionConfig::Rules(rules) = &loaded.config.permission else {
+        panic!("expected rules, got {:?}", loaded.config.permission);
+    };
+    assert_eq!(rules.source, dir.path().join("rules.json"));
+    assert_eq!(
+        notice_keys(&loaded),
+        [
+            "permission.options.cacheEvacuationInterval",
+            "httpServer.options.host"
+        ]
+    );
+}
+
+#[test]
+fn invalid_permission_rules_stop_start() {
+    let rules = ALLOW_ALL_RULES.replacen(
+        r#""delete": true"#,
+        r#""delete": "data.owner === user.id""#,
+        1,
+    );
+    let dir = TempDir::new();
+    dir.write("rules.json", &rules);
+    let path = dir.write(
+        "config.yml",
+        "permission:\n  type: config\n  options:\n    path: rules.json\n",
+    );
+    let error = document::load(&path, &no_env).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, ConfigError::Permissions { .. }),
+        "{message}"
+    );
+    assert!(message.contains("delete"), "{message}");
+    assert!(message.contains("data"), "{message}");
 }
 
 #[test]
 fn permission_config_without_rules_stops_start() {
     let (error, message) = yaml_error("permission:\n  type: config\n");
     assert!(
-        matches!(error, ConfigError::Unsupported { .. }),
+        matches!(error, ConfigError::InvalidValue { .. }),
         "{message}"
     );
-    assert!(message.contains("no rules were loaded"), "{message}");
+    assert!(message.contains("permission.options.path"), "{message}");
+
+    let (_, message) =
+        yaml_error("permission:\n  type: config\n  options:\n    path: missing.yml\n");
+    assert!(message.contains("missing.yml"), "{message}");
 }
 
 #[test]
 fn permission_types() {
     let none = load_yaml("permission:\n  type: none\n").unwrap();
     assert_eq!(notice_keys(&none), ["httpServer.options.host"]);
-
-    let dir = TempDir::new();
-    dir.write("rules.json", ALLOW_ALL_RULES);
-    let path = dir.write("config.yml", "permission:\n  type: config\n  options:\n    permissions: fileLoad(rules.json)\n    maxRuleIterations: 3\n");
-    let config = document::load(&path, &no_env).unwrap();
-    assert_eq!(
-        notice_keys(&config),
-        ["permission", "httpServer.options.host"]
-    );
+    assert_eq!(none.config.permission, PermissionConfig::None);
 
     let (error, message) = yaml_error("permission:\n  name: my-permissions\n");
     assert!(

@@ -7,6 +7,7 @@
 //! [`Outbox`] and hands it to the socket, one message per frame and one flush
 //! per batch.
 
+mod permit;
 mod session;
 
 use std::net::SocketAddr;

@@ -9,6 +9,8 @@ use deepstream_protocol::{
 };
 use serde_json::{Map, Value};
 
+use super::permit::permit;
+use crate::access::Caller;
 use crate::auth::{AuthOutcome, ConnectionData};
 use crate::monitoring::Endpoint;
 use crate::peer::{CLOSE_POLICY, CLOSE_TOO_BIG, ConnectionId, Outbox, Peer};
@@ -80,19 +82,6 @@ impl Session {
         matches!(self.phase, Phase::Open(_))
     }
 
-    /// Returns the `serverData` of the logged-in user, or `None` before login or when the
-    /// authentication service returned none.
-    #[allow(
-        dead_code,
-        reason = "permission rules read it once they are enforced; nothing else needs it"
-    )]
-    pub(super) fn server_data(&self) -> Option<&Value> {
-        match &self.phase {
-            Phase::Open(logged_in) => logged_in.server_data.as_deref(),
-            Phase::AwaitingChallenge | Phase::AwaitingLogin => None,
-        }
-    }
-
     /// Handles one binary frame.
     pub(super) async fn on_frame(&mut self, frame: Bytes) -> Flow {
         let message = match TopicMessage::decode_frame(frame) {
@@ -110,8 +99,21 @@ impl Session {
         match &self.phase {
             Phase::AwaitingChallenge => self.on_challenge_phase(message),
             Phase::AwaitingLogin => self.on_login_phase(message).await,
-            Phase::Open(LoggedIn { peer, .. }) => {
+            Phase::Open(LoggedIn { peer, server_data }) => {
                 let peer = peer.clone();
+                let message = if self.services.access.is_open() {
+                    message
+                } else {
+                    let server_data = server_data.clone();
+                    let caller = Caller {
+                        user: peer.user(),
+                        server_data: server_data.as_deref(),
+                    };
+                    match permit(&self.services.access, caller, &peer, message).await {
+                        Some(message) => message,
+                        None => return Flow::Continue,
+                    }
+                };
                 self.dispatch(&peer, message);
                 Flow::Continue
             }

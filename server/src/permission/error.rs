@@ -220,6 +220,14 @@ pub enum RuleError {
     /// A patch's path cannot be applied to the record's current data.
     #[error("cannot apply the patch to the current record data: {0}")]
     InvalidPatch(#[from] PathError),
+    /// A record the rule reads could not be loaded from the cache or the storage.
+    #[error("record `{name}` could not be loaded: {reason}")]
+    RecordUnavailable {
+        /// The record name.
+        name: String,
+        /// Why the load failed.
+        reason: String,
+    },
     /// The rule still needed records after `maxRuleIterations` evaluations.
     #[error("rule still needed records after {max} evaluations (maxRuleIterations)")]
     TooManyIterations {

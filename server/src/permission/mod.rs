@@ -294,6 +294,11 @@ impl Permissions {
         }
     }
 
+    /// Returns true for [`Permissions::allow_all`], whose checks always allow.
+    pub fn is_allow_all(&self) -> bool {
+        self.table.is_none()
+    }
+
     /// Finds the rule for an action on a name as deepstream does. Of the section's
     /// patterns that have a rule for the action and match the name, the longest wins,
     /// and of equally long ones the last in the file.

@@ -84,6 +84,25 @@ impl RecordHandler {
         })
     }
 
+    /// Reads a record's current data from the cache, else the storage, for a
+    /// permission rule. `None` when the record does not exist.
+    pub(crate) async fn current_data(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let Some(record) = self
+            .store
+            .load(name)
+            .await
+            .map_err(|error| error.to_string())?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&record.data)
+            .map(Some)
+            .map_err(|error| format!("the stored data is not valid JSON: {error}"))
+    }
+
     /// Starts the handler's timers. Must be called inside a tokio runtime.
     pub fn start(&self) {
         self.listeners.start_rematch_timer();
