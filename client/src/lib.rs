@@ -28,9 +28,13 @@
 //! `ClientOffline` error, and once a lost connection has stayed lost that
 //! long, new ones fail at once. Subscriptions are kept and sent again after
 //! every login. Record writes made offline change the local data and are sent
-//! after the next login. Record deletes, snapshots, heads and notifies fail at
-//! once with `RecordError::ClientOffline`. Opening a record waits for the
-//! login, up to `Options::record_read_timeout`. Once the client is closed or
+//! after the next login; a write acknowledgement requested offline fails at
+//! once with `RecordError::ClientOffline`, which then means "not stored yet":
+//! the write is still sent after the login. Snapshots, heads and `has` of a
+//! record this client has open answer from its local copy; for other records
+//! they fail at once with `RecordError::ClientOffline`, as deletes and
+//! notifies do. Opening a record waits for the login, up to
+//! `Options::record_read_timeout`. Once the client is closed or
 //! has given up reconnecting, everything still waiting fails and new requests
 //! fail at once.
 //!

@@ -299,7 +299,11 @@ impl Connection {
             .heartbeat_interval
             .max(MIN_HEARTBEAT_INTERVAL)
             * 2;
-        if shared.now.since(self.last_received) > tolerance {
+        // Servers send nothing to a client that has not logged in (the Node.js
+        // server ignores its pings), so silence then is no sign of a lost
+        // server. The server's own login timeout ends such a connection.
+        let silent = shared.now.since(self.last_received) > tolerance;
+        if silent && self.state != ConnectionState::AwaitingAuthentication {
             shared.error(SessionError::HeartbeatTimeout);
             self.commands.push_back(SocketCommand::Close);
             self.socket_lost(shared);
@@ -489,10 +493,12 @@ pub(crate) fn normalize_url(url: &str, default_path: &str) -> Result<String, Inv
         return Err(invalid("only ws and wss URLs are supported"));
     }
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (host, tail) = rest.split_at(split);
-    if host.is_empty() {
-        return Err(invalid("missing host"));
+    let (authority, tail) = rest.split_at(split);
+    check_authority(authority).map_err(invalid)?;
+    if tail.contains(char::is_whitespace) {
+        return Err(invalid("the path contains whitespace"));
     }
+    let host = authority;
     // `Options::path` may be given without its leading slash.
     let default_path = match default_path.strip_prefix('/') {
         Some(_) => default_path.to_owned(),
@@ -506,6 +512,44 @@ pub(crate) fn normalize_url(url: &str, default_path: &str) -> Result<String, Inv
         tail.to_owned()
     };
     Ok(format!("{scheme}://{host}{path}"))
+}
+
+/// Checks the `host[:port]` part of a URL: a host without whitespace, and a
+/// port from 1 to 65535 when one is given. IPv6 hosts are written in brackets.
+fn check_authority(authority: &str) -> Result<(), &'static str> {
+    if authority.contains(char::is_whitespace) {
+        return Err("the host contains whitespace");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or("an IPv6 host misses its closing bracket")?;
+            let port = match after {
+                "" => None,
+                after => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or("invalid text after the IPv6 host")?,
+                ),
+            };
+            (host, port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => {}
+            _ => return Err("the port must be a number from 1 to 65535"),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -551,5 +595,24 @@ mod tests {
         assert!(normalize_url("http://127.0.0.1:6020", "/deepstream").is_err());
         assert!(normalize_url("ws://", "/deepstream").is_err());
         assert!(normalize_url("ws:///deepstream", "/deepstream").is_err());
+    }
+
+    #[test]
+    fn url_with_bad_host_or_port_is_rejected() {
+        for url in [
+            "ws://127.0.0.1:99999/deepstream",
+            "ws://127.0.0.1:0",
+            "ws://127.0.0.1:abc",
+            "ws://:6020/deepstream",
+            "not a url",
+            "ws://127.0.0.1:6020/deepstream ",
+            "ws://[::1/deepstream",
+        ] {
+            assert!(normalize_url(url, "/deepstream").is_err(), "{url}");
+        }
+        assert_eq!(
+            normalize_url("ws://[::1]:6020", "/deepstream").unwrap(),
+            "ws://[::1]:6020/deepstream"
+        );
     }
 }

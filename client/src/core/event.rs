@@ -236,6 +236,9 @@ impl Session {
         if !check_name(name) {
             return Err(EventError::EmptyName);
         }
+        if self.connection.state().is_final() {
+            return Err(EventError::ClientOffline);
+        }
         let id = SubscriptionId(self.shared.next_id());
         let handler = &mut self.event;
         let first = !handler.subscriptions.contains_key(name);
@@ -327,6 +330,9 @@ impl Session {
     /// renewed after every reconnection.
     pub fn event_listen(&mut self, pattern: &str, now: Timestamp) -> Result<ListenId, EventError> {
         self.shared.now = now;
+        if self.connection.state().is_final() {
+            return Err(EventError::ClientOffline);
+        }
         if !check_name(pattern) {
             return Err(EventError::EmptyName);
         }

@@ -12,9 +12,11 @@ use super::record::MergeStrategy;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Options {
-    /// How often the client sends `PING`. The server is considered lost after
-    /// two intervals without any message from it. Default 30 s; values below
-    /// 100 ms are raised to 100 ms.
+    /// How often the client sends `PING`. The server is considered lost when
+    /// it has been silent for more than two intervals at a heartbeat, so a
+    /// loss is noticed after two to three intervals. Before a login the
+    /// silence is tolerated, because servers send nothing then. Default 30 s;
+    /// values below 100 ms are raised to 100 ms.
     pub heartbeat_interval: Duration,
     /// The delay added before each further reconnection attempt: the first
     /// attempt starts at once, the second after one increment, the third after

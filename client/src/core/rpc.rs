@@ -383,6 +383,9 @@ impl Session {
     /// and again after every reconnection.
     pub fn rpc_provide(&mut self, name: &str, now: Timestamp) -> Result<ProviderId, RpcError> {
         self.shared.now = now;
+        if self.connection.state().is_final() {
+            return Err(RpcError::ClientOffline);
+        }
         if !check_name(name) {
             return Err(RpcError::EmptyName);
         }

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::link::{Link, MAX_QUEUED_BYTES, QueueError};
 use crate::core::{
     ConnectionState, Event, EventError, IncomingRpc, IncomingRpcId, ListenId, LoginError,
     PresenceError, PresenceSubscriptionId, ProviderId, RecordError, RecordId, RecordSubscriptionId,
@@ -168,7 +168,7 @@ pub(crate) struct Routes {
 /// The driver task's state.
 pub(crate) struct Driver {
     session: Session,
-    socket: Option<Socket>,
+    link: Option<Link>,
     connecting: Option<Connecting>,
     commands: mpsc::UnboundedReceiver<Command>,
     routes: Routes,
@@ -189,7 +189,7 @@ impl Driver {
     ) -> Driver {
         Driver {
             session,
-            socket: Some(socket),
+            link: Some(Link::new(socket)),
             connecting: None,
             commands,
             routes: Routes::default(),
@@ -216,7 +216,7 @@ impl Driver {
                 .poll_timeout()
                 .map(|at| self.start + Duration::from_millis(at.as_millis()));
             tokio::select! {
-                message = next_message(&mut self.socket) => self.socket_message(message),
+                message = next_message(&mut self.link) => self.socket_message(message),
                 command = self.commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => {
@@ -235,7 +235,7 @@ impl Driver {
                     let now = self.now();
                     match result {
                         Ok(socket) => {
-                            self.socket = Some(socket);
+                            self.link = Some(Link::new(socket));
                             self.session.connected(now);
                         }
                         Err(error) => {
@@ -263,7 +263,7 @@ impl Driver {
                 if let Some(Err(error)) = &message {
                     tracing::debug!(%error, "WebSocket failed");
                 }
-                self.socket = None;
+                self.link = None;
                 self.session.connection_lost(now);
             }
         }
@@ -273,13 +273,13 @@ impl Driver {
         while let Some(command) = self.session.poll_socket() {
             match command {
                 SocketCommand::Open { url } => {
-                    self.close_socket().await;
+                    self.close_socket();
                     self.connecting = Some(Box::pin(open_socket(url)));
                 }
-                SocketCommand::Close => self.close_socket().await,
+                SocketCommand::Close => self.close_socket(),
             }
         }
-        self.transmit().await;
+        self.transmit();
         while let Some(event) = self.session.poll_event() {
             self.route(event);
         }
@@ -296,29 +296,34 @@ impl Driver {
         }
     }
 
-    async fn transmit(&mut self) {
-        let Some(socket) = self.socket.as_mut() else {
+    fn transmit(&mut self) {
+        let Some(link) = self.link.as_ref() else {
             while self.session.poll_transmit().is_some() {}
             return;
         };
-        let mut failed = false;
+        let mut failure = None;
         while let Some(frame) = self.session.poll_transmit() {
-            if !failed && socket.feed(Message::Binary(frame)).await.is_err() {
-                failed = true;
+            if failure.is_none() {
+                failure = link.queue(frame).err();
             }
         }
-        if failed || socket.flush().await.is_err() {
-            tracing::debug!("writing to the WebSocket failed");
-            self.socket = None;
+        if let Some(failure) = failure {
+            match failure {
+                QueueError::Full => tracing::warn!(
+                    max_bytes = MAX_QUEUED_BYTES,
+                    "the server does not read what this client sends; closing the connection"
+                ),
+                QueueError::Closed => tracing::debug!("writing to the WebSocket failed"),
+            }
+            self.link = None;
             let now = self.now();
             self.session.connection_lost(now);
         }
     }
 
-    async fn close_socket(&mut self) {
-        if let Some(mut socket) = self.socket.take() {
-            let _ = tokio::time::timeout(SOCKET_TIMEOUT, socket.close(None)).await;
-        }
+    fn close_socket(&mut self) {
+        // Dropping the link lets its writer close the socket.
+        self.link = None;
         self.connecting = None;
     }
 
@@ -424,9 +429,13 @@ impl Driver {
                 sender,
                 reply,
             } => {
-                let result = match user {
-                    Some(user) => session.presence_subscribe(&user, now),
-                    None => Ok(session.presence_subscribe_all(now)),
+                let result = if session.state().is_final() {
+                    Err(PresenceError::ClientOffline)
+                } else {
+                    match user {
+                        Some(user) => session.presence_subscribe(&user, now),
+                        None => Ok(session.presence_subscribe_all(now)),
+                    }
                 };
                 if let Ok(subscription) = result {
                     routes.presence.insert(subscription, sender);
@@ -601,10 +610,10 @@ pub(crate) async fn open_socket(url: String) -> Result<Socket, String> {
 }
 
 async fn next_message(
-    socket: &mut Option<Socket>,
+    link: &mut Option<Link>,
 ) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
-    match socket {
-        Some(socket) => socket.next().await,
+    match link {
+        Some(link) => link.next().await,
         None => std::future::pending().await,
     }
 }

@@ -17,6 +17,7 @@ mod driver;
 mod handles;
 #[cfg(feature = "serde")]
 mod json;
+mod link;
 mod records;
 
 use std::collections::BTreeMap;
@@ -93,9 +94,10 @@ pub struct Client {
 impl Client {
     /// Opens a WebSocket to `url` and starts the connection's task.
     ///
-    /// The first socket must open: an unreachable server is an error here,
-    /// while a connection lost later is retried as [`Options`] set out. The
-    /// returned client is not logged in yet, so call [`Client::login`] next.
+    /// The first socket must open within 10 seconds: an unreachable server is
+    /// an error here, while a connection lost later is retried as [`Options`]
+    /// set out. The returned client is not logged in yet, so call
+    /// [`Client::login`] next.
     pub async fn connect(url: &str, options: Options) -> Result<Client, ConnectError> {
         let mut session = Session::new(url, options, rand::random())?;
         let Some(SocketCommand::Open { url }) = session.poll_socket() else {
@@ -154,8 +156,8 @@ impl Client {
     }
 
     /// Returns a receiver of the problems that no single request owns, such
-    /// as an undecodable frame or a lost heartbeat. A receiver that falls more
-    /// than 64 errors behind skips the oldest.
+    /// as an undecodable frame or a lost heartbeat, from the time of this call.
+    /// A receiver that falls more than 64 errors behind skips the oldest.
     pub fn errors(&self) -> broadcast::Receiver<SessionError> {
         self.errors.subscribe()
     }
@@ -197,6 +199,12 @@ pub struct Events<'a> {
 
 impl Events<'_> {
     /// Subscribes to the event `name`. Dropping the handle unsubscribes.
+    ///
+    /// The handle is returned once the session has the subscription; the
+    /// server learns of it with the next bulk message, after
+    /// `Options::subscription_interval`. Events emitted by others before the
+    /// server has it are not delivered, and a subscription the server rejects
+    /// is reported on [`Client::errors`].
     pub async fn subscribe(&self, name: &str) -> Result<EventSubscription, EventError> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (reply, result) = oneshot::channel();
@@ -258,6 +266,9 @@ pub struct Rpcs<'a> {
 
 impl Rpcs<'_> {
     /// Provides the RPC `name`. Dropping the handle stops providing it.
+    ///
+    /// As with event subscriptions, the server learns of the provider with the
+    /// next bulk message, so a request made before that finds no provider.
     pub async fn provide(&self, name: &str) -> Result<RpcProvider, RpcError> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (reply, result) = oneshot::channel();

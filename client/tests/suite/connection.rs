@@ -99,6 +99,22 @@ targets!(close_ends_everything, |target| async move {
         within(client.record().get("after/close")).await,
         Err(RecordError::ClientOffline)
     ));
+    assert!(matches!(
+        within(client.event().subscribe("after/close")).await,
+        Err(deepstream_client::core::EventError::ClientOffline)
+    ));
+    assert!(matches!(
+        within(client.rpc().provide("after/close")).await,
+        Err(RpcError::ClientOffline)
+    ));
+    assert!(matches!(
+        within(client.presence().subscribe_all()).await,
+        Err(PresenceError::ClientOffline)
+    ));
+    assert!(matches!(
+        within(client.event().listen("after/.*")).await,
+        Err(deepstream_client::core::EventError::ClientOffline)
+    ));
 });
 
 targets!(close_fails_record_waiting_for_login, |target| async move {

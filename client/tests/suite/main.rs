@@ -11,3 +11,4 @@ mod example;
 mod presence;
 mod records;
 mod rpc;
+mod stalled;

@@ -744,11 +744,16 @@ impl RecordHandler {
         record.version = Some(remote_version.max(0));
         record.data = merged;
         notify_subscribers(shared, record, &old, false);
-        if remote != Some(&record.data) && remote_version >= 0 {
-            let version = remote_version + 1;
+        if remote != Some(&record.data) {
+            // A record the server lost (version -1) is created again with the merged data.
+            let (action, version) = if remote_version >= 0 {
+                (RecordAction::Update, remote_version + 1)
+            } else {
+                (RecordAction::Createandupdate, 1)
+            };
             record.version = Some(version);
             shared.send(write_frame(
-                RecordAction::Update,
+                action,
                 name,
                 version,
                 None,

@@ -589,6 +589,22 @@ fn silent_peer_reaches_max_attempts() {
 }
 
 #[test]
+fn silence_before_login_keeps_socket() {
+    let mut harness = Harness::connected(options());
+    harness.accept_challenge();
+    harness.drain();
+    harness.advance(30_000);
+    harness.advance(30_000);
+    harness.advance(30_000);
+    assert_eq!(harness.errors(), vec![]);
+    assert!(harness.sockets().is_empty(), "the socket was closed");
+    assert_eq!(
+        harness.session.state(),
+        ConnectionState::AwaitingAuthentication
+    );
+}
+
+#[test]
 fn login_resets_reconnect_attempts() {
     let mut options = options();
     options.reconnect_interval_increment = Duration::from_millis(1000);

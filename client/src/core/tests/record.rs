@@ -716,6 +716,28 @@ fn record_gone_after_reconnect_is_deleted() {
 }
 
 #[test]
+fn record_gone_after_reconnect_local_wins_writes_again() {
+    let (mut harness, record) = ready_record("r", 2, r#"{"kept":true}"#);
+    harness
+        .session
+        .record_set_merge_strategy(record, MergeStrategy::LocalWins)
+        .unwrap();
+    harness.reconnect();
+    harness.advance(100);
+    harness.drain();
+    harness.receive(TopicMessage::Record(RecordMessage {
+        version: Some(-1),
+        ..record_message(RecordAction::HeadResponse, "r")
+    }));
+    let sent = records_sent(&mut harness);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].action(), RecordAction::Createandupdate);
+    assert_eq!(sent[0].version, Some(1));
+    assert_eq!(&sent[0].data[..], br#"{"kept":true}"#);
+    assert_eq!(harness.session.record_version(record).unwrap(), Some(1));
+}
+
+#[test]
 fn lists_edit_entries() {
     let (mut harness, list) = ready_record("l", 0, "[]");
     let now = harness.time();
