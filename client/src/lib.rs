@@ -28,9 +28,9 @@
 //! `ClientOffline` error, and once a lost connection has stayed lost that
 //! long, new ones fail at once. Subscriptions are kept and sent again after
 //! every login. Record writes made offline change the local data and are sent
-//! after the next login; a write acknowledgement requested offline fails at
-//! once with `RecordError::ClientOffline`, which then means "not stored yet":
-//! the write is still sent after the login. Snapshots, heads and `has` of a
+//! after the next login. A write acknowledgement requested offline fails at
+//! once with `RecordError::ClientOffline`, which then means "not stored yet",
+//! because the write is still sent after the login. Snapshots, heads and `has` of a
 //! record this client has open answer from its local copy; for other records
 //! they fail at once with `RecordError::ClientOffline`, as deletes and
 //! notifies do. Opening a record waits for the login, up to

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::driver::{SOCKET_TIMEOUT, Socket};
 
-/// The most bytes of frames that may wait for the socket.
+/// The maximum number of bytes of frames that may wait for the socket.
 pub(crate) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many queued frames the writer hands to the socket before one flush.
@@ -31,7 +31,7 @@ pub(crate) struct Link {
     writer: tokio::task::AbortHandle,
 }
 
-/// Why a frame could not be queued.
+/// The reason a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueueError {
     /// More than [`MAX_QUEUED_BYTES`] wait: the server does not read.

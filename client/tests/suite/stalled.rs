@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::LOOPBACK;
 
-/// Accepts one WebSocket, answers the challenge and the login, then holds the
+/// Accepts one WebSocket, accepts the challenge and the login, then holds the
 /// socket without reading from it until `hold` has passed.
 async fn stalled_peer(listener: TcpListener, hold: Duration) {
     let (stream, _) = listener.accept().await.expect("accept failed");
