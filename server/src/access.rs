@@ -186,83 +186,70 @@ impl Verdict {
             Verdict::Deny => true,
             Verdict::Error(_) => false,
         };
+        let pick = |denied_action: i32, error_action: i32| {
+            if denied { denied_action } else { error_action }
+        };
         let name = reply.name.to_owned();
         let correlation_id = reply.correlation_id.to_owned();
         let original_action = reply.original_action;
         let frame = match reply.topic {
-            Topic::Record => {
-                let action = if denied {
-                    RecordAction::MessageDenied
-                } else {
-                    RecordAction::MessagePermissionError
-                };
-                encode_frame(
-                    Topic::Record,
-                    &RecordMessage {
-                        action: action.into(),
-                        original_action,
-                        name,
-                        correlation_id,
-                        is_error: true,
-                        is_write_ack: reply.is_write_ack,
-                        ..Default::default()
-                    },
-                )
-            }
-            Topic::Event => {
-                let action = if denied {
-                    EventAction::MessageDenied
-                } else {
-                    EventAction::MessagePermissionError
-                };
-                encode_frame(
-                    Topic::Event,
-                    &EventMessage {
-                        action: action.into(),
-                        original_action,
-                        name,
-                        correlation_id,
-                        is_error: true,
-                        ..Default::default()
-                    },
-                )
-            }
-            Topic::Rpc => {
-                let action = if denied {
-                    RpcAction::MessageDenied
-                } else {
-                    RpcAction::MessagePermissionError
-                };
-                encode_frame(
-                    Topic::Rpc,
-                    &RpcMessage {
-                        action: action.into(),
-                        original_action,
-                        name,
-                        correlation_id,
-                        is_error: true,
-                        ..Default::default()
-                    },
-                )
-            }
-            Topic::Presence => {
-                let action = if denied {
-                    PresenceAction::MessageDenied
-                } else {
-                    PresenceAction::MessagePermissionError
-                };
-                encode_frame(
-                    Topic::Presence,
-                    &PresenceMessage {
-                        action: action.into(),
-                        original_action,
-                        name,
-                        correlation_id,
-                        is_error: true,
-                        ..Default::default()
-                    },
-                )
-            }
+            Topic::Record => encode_frame(
+                Topic::Record,
+                &RecordMessage {
+                    action: pick(
+                        RecordAction::MessageDenied.into(),
+                        RecordAction::MessagePermissionError.into(),
+                    ),
+                    original_action,
+                    name,
+                    correlation_id,
+                    is_error: true,
+                    is_write_ack: reply.is_write_ack,
+                    ..Default::default()
+                },
+            ),
+            Topic::Event => encode_frame(
+                Topic::Event,
+                &EventMessage {
+                    action: pick(
+                        EventAction::MessageDenied.into(),
+                        EventAction::MessagePermissionError.into(),
+                    ),
+                    original_action,
+                    name,
+                    correlation_id,
+                    is_error: true,
+                    ..Default::default()
+                },
+            ),
+            Topic::Rpc => encode_frame(
+                Topic::Rpc,
+                &RpcMessage {
+                    action: pick(
+                        RpcAction::MessageDenied.into(),
+                        RpcAction::MessagePermissionError.into(),
+                    ),
+                    original_action,
+                    name,
+                    correlation_id,
+                    is_error: true,
+                    ..Default::default()
+                },
+            ),
+            Topic::Presence => encode_frame(
+                Topic::Presence,
+                &PresenceMessage {
+                    action: pick(
+                        PresenceAction::MessageDenied.into(),
+                        PresenceAction::MessagePermissionError.into(),
+                    ),
+                    original_action,
+                    name,
+                    correlation_id,
+                    is_error: true,
+                    ..Default::default()
+                },
+            ),
             _ => return None,
         };
         Some(frame)
