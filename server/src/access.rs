@@ -107,58 +107,71 @@ impl Access {
         }
     }
 
-    /// Checks a record action that deepstream decides by whether the record exists:
-    /// `exists` for an existing record, else `missing` (a `SUBSCRIBECREATEANDREAD` is
-    /// checked as a read of an existing record and as a create of a new one). When both
-    /// rules give the same result without reading anything, the record is not loaded.
-    pub(crate) async fn check_by_existence(
-        &self,
-        caller: Caller<'_>,
-        check: Check<'_>,
-        exists: Action,
-        missing: Action,
-    ) -> Verdict {
-        let constant = |action| {
-            let selected = self.permissions.select(Section::Record, action, check.name);
-            let is_constant =
-                !selected.reads_data() && !selected.reads_old_data() && !selected.reads_records();
-            is_constant.then(|| {
-                let request = Request {
-                    section: Section::Record,
-                    action,
-                    name: check.name,
-                    message_action: check.message_action,
-                    user: User {
-                        id: caller.user,
-                        data: caller.server_data,
-                    },
-                    data: MessageData::Absent,
-                    now_ms: unix_millis(),
-                };
-                selected.check(&request, &mut Lookups::new())
-            })
+    /// Checks a `SUBSCRIBECREATEANDREAD` of one record as deepstream 7.0 does: `read`
+    /// for an existing record, and `create` then `read` for a new one, each with its own
+    /// protocol action (`CREATE`, `READ`) as the rules' `action`. When both rules give
+    /// the same result without reading anything, the record is not loaded.
+    pub(crate) async fn check_read_or_create(&self, caller: Caller<'_>, name: &str) -> Verdict {
+        let read = Check {
+            section: Section::Record,
+            action: Action::Read,
+            name,
+            message_action: RecordAction::Read.into(),
+            data: MessageData::Absent,
         };
-        if let (Some(first), Some(second)) = (constant(exists), constant(missing)) {
+        let create = Check {
+            action: Action::Create,
+            message_action: RecordAction::Create.into(),
+            ..read
+        };
+        if let (Some(first), Some(second)) = (
+            self.constant_verdict(caller, read),
+            self.constant_verdict(caller, create),
+        ) {
             if first == second {
-                return match first {
-                    Decision::Allow => Verdict::Allow,
-                    Decision::Error(error) => Verdict::Error(error),
-                    _ => Verdict::Deny,
-                };
+                return first;
             }
         }
 
-        let action = match self.records.current_data(check.name).await {
-            Ok(Some(_)) => exists,
-            Ok(None) => missing,
-            Err(reason) => {
-                return Verdict::Error(RuleError::RecordUnavailable {
-                    name: check.name.to_owned(),
-                    reason,
-                });
-            }
+        match self.records.current_data(name).await {
+            Ok(Some(_)) => self.check(caller, read).await,
+            Ok(None) => match self.check(caller, create).await {
+                Verdict::Allow => self.check(caller, read).await,
+                refused => refused,
+            },
+            Err(reason) => Verdict::Error(RuleError::RecordUnavailable {
+                name: name.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Returns the verdict of a check whose rule reads no data, old data or other
+    /// records, or `None` for other rules.
+    fn constant_verdict(&self, caller: Caller<'_>, check: Check<'_>) -> Option<Verdict> {
+        let selected = self
+            .permissions
+            .select(check.section, check.action, check.name);
+        if selected.reads_data() || selected.reads_old_data() || selected.reads_records() {
+            return None;
+        }
+        let request = Request {
+            section: check.section,
+            action: check.action,
+            name: check.name,
+            message_action: check.message_action,
+            user: User {
+                id: caller.user,
+                data: caller.server_data,
+            },
+            data: MessageData::Absent,
+            now_ms: unix_millis(),
         };
-        self.check(caller, Check { action, ..check }).await
+        Some(match selected.check(&request, &mut Lookups::new()) {
+            Decision::Allow => Verdict::Allow,
+            Decision::Error(error) => Verdict::Error(error),
+            _ => Verdict::Deny,
+        })
     }
 
     async fn load(&self, lookups: &mut Lookups, name: &str) -> Result<(), RuleError> {

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use crate::auth::{self, AuthError, Authenticator, ConnectionData};
 use crate::config::{Config, MonitoringConfig};
 use crate::connection;
+use crate::http_api::HttpApi;
 use crate::monitoring::report::StatsReport;
 use crate::monitoring::{Monitor, Monitoring, prometheus};
 use crate::services::Services;
@@ -190,6 +191,14 @@ impl Server {
             &tracker,
             &stop_receiver,
         );
+        if let Some(config) = &self.config.http_api {
+            let api = HttpApi::new(config.clone(), &self.config.http, services.clone());
+            router = router.merge(api.routes());
+            let auth_path = config
+                .enable_auth_endpoint
+                .then_some(config.auth_path.as_str());
+            tracing::info!(path = %config.post_path, auth_path, "HTTP API ready");
+        }
         match &websocket {
             Some(endpoint) => {
                 router = router.route(&endpoint.url_path, get(upgrade));
@@ -245,6 +254,12 @@ fn check_paths(config: &Config) -> Result<(), ServerError> {
     }
     if let MonitoringConfig::Http(http) = &config.monitoring {
         paths.push((http.path.as_str(), "monitoring.options.url"));
+    }
+    if let Some(api) = &config.http_api {
+        paths.push((api.post_path.as_str(), "the HTTP API (postPath)"));
+        if api.enable_auth_endpoint {
+            paths.push((api.auth_path.as_str(), "the HTTP API tokens (authPath)"));
+        }
     }
     for (index, (path, first)) in paths.iter().enumerate() {
         if let Some((_, second)) = paths[index + 1..].iter().find(|(other, _)| other == path) {

@@ -327,10 +327,27 @@ async fn record_create_and_read_rules() {
     let response = guest.subscribe_record("posts/9").await;
     assert_eq!(response.version, Some(0));
 
-    // A new record is checked for create only, as in deepstream; once it exists, the
-    // read rule applies.
+    // Reading is denied for new and existing secrets alike.
+    guest
+        .send_record(record_bulk(
+            RecordAction::Subscribecreateandread,
+            &["secret/0"],
+            "s0",
+        ))
+        .await;
+    let denied = guest.recv_record().await;
+    assert_eq!(denied.action(), RecordAction::MessageDenied);
+    assert_eq!(denied.name, "secret/0");
     let mut admin = server.login("admin").await;
-    admin.subscribe_record("secret/1").await;
+    admin
+        .send_record(record_data(
+            RecordAction::Createandupdate,
+            "secret/1",
+            -1,
+            b"{}",
+        ))
+        .await;
+    admin.assert_ping_gets_pong().await;
     guest
         .send_record(record_bulk(
             RecordAction::Subscribecreateandread,

@@ -53,8 +53,9 @@ export function freePort () {
  * `overrides.endpoint` goes into the ws-binary endpoint options
  * (heartbeatInterval, unauthenticatedClientTimeout, maxMessageSize and so
  * on). `overrides.rpc` and `overrides.listen` go into the sections of that
- * name. `overrides.storage`, when given, is the whole `storage` section, and
- * `overrides.auth` the whole `auth` list (`none` otherwise).
+ * name. `overrides.storage`, when given, is the whole `storage` section,
+ * `overrides.auth` the whole `auth` list (`none` otherwise) and
+ * `overrides.permission` the whole `permission` section (`none` otherwise).
  */
 export function buildConfig (port, overrides = {}) {
   const config = {
@@ -78,7 +79,7 @@ export function buildConfig (port, overrides = {}) {
       }
     ],
     auth: overrides.auth ?? [{ type: 'none' }],
-    permission: { type: 'none' },
+    permission: overrides.permission ?? { type: 'none' },
     rpc: { ...overrides.rpc },
     listen: { ...overrides.listen }
   }
@@ -86,6 +87,28 @@ export function buildConfig (port, overrides = {}) {
     config.storage = overrides.storage
   }
   return config
+}
+
+/** A config value that deepstream replaces with the parsed content of a file. */
+class FileLoad {
+  constructor (fileName) {
+    // deepstream strips '#' comments and then finds `fileLoad(...)` with a
+    // regular expression over each line, so a name with a parenthesis, quote,
+    // '#' or line break would not be read as written.
+    if (!/^[\w./-]+$/.test(fileName)) {
+      throw new Error(`invalid fileLoad name ${JSON.stringify(fileName)}: use letters, digits, '_', '-', '.' and '/'`)
+    }
+    this.fileName = fileName
+  }
+}
+
+/**
+ * Returns a config value written as `fileLoad(fileName)`, which both servers
+ * replace with the parsed YAML or JSON of that file, relative to config.yml's
+ * folder. Pair it with `overrides.files` to write the file.
+ */
+export function fileLoad (fileName) {
+  return new FileLoad(fileName)
 }
 
 /**
@@ -120,10 +143,15 @@ export function toYaml (value, indent = '') {
 }
 
 function isPlainObject (value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof FileLoad)
 }
 
 function scalar (value) {
+  // Unquoted, because deepstream pastes the file's content as JSON text in
+  // place of the call, and inside quotes that text would end the string.
+  if (value instanceof FileLoad) {
+    return `fileLoad(${value.fileName})`
+  }
   if (Array.isArray(value)) {
     return '[]'
   }

@@ -129,7 +129,9 @@ fn read_config(reader: &mut Reader<'_>, root: &Value) -> Result<Config, ConfigEr
                 config.http = http.config;
             }
             "connectionEndpoints" => {
-                config.websocket = endpoints::connection_endpoints(reader, &path, value)?;
+                let endpoints = endpoints::connection_endpoints(reader, &path, value)?;
+                config.websocket = endpoints.websocket;
+                config.http_api = endpoints.http_api;
             }
             "auth" => config.auth = auth::auth(reader, &path, value)?,
             "monitoring" => config.monitoring = monitoring::monitoring(reader, &path, value)?,

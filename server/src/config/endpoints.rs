@@ -3,7 +3,7 @@
 use serde_yaml::Value;
 
 use super::read::{Check, KeyPath, Reader, describe, is_empty_request};
-use super::{ConfigError, HttpConfig, WebSocketConfig};
+use super::{ConfigError, HttpApiConfig, HttpConfig, WebSocketConfig};
 
 /// The endpoint types deepstream 7.0 has built in.
 const ENDPOINT_TYPES: &[&str] = &["ws-binary", "ws-text", "ws-json", "http", "mqtt"];
@@ -70,18 +70,27 @@ pub(super) fn http_server(
     Ok(server)
 }
 
-/// Reads `connectionEndpoints` and returns the first `ws-binary` endpoint's settings, or
-/// `None` when there is none. Every other endpoint is checked and produces a notice.
+/// The endpoints of `connectionEndpoints` that this server starts.
+pub(super) struct Endpoints {
+    /// The first `ws-binary` endpoint, if any.
+    pub(super) websocket: Option<WebSocketConfig>,
+    /// The first `http` endpoint, if any.
+    pub(super) http_api: Option<HttpApiConfig>,
+}
+
+/// Reads `connectionEndpoints` and returns the settings of the first `ws-binary` and the
+/// first `http` endpoint. Every other endpoint is checked and produces a notice.
 pub(super) fn connection_endpoints(
     reader: &mut Reader<'_>,
     path: &KeyPath,
     value: &Value,
-) -> Result<Option<WebSocketConfig>, ConfigError> {
+) -> Result<Endpoints, ConfigError> {
     let Value::Sequence(items) = value else {
         return Err(reader.invalid(path, "a list of connection endpoints", value));
     };
 
     let mut websocket = None;
+    let mut http_api = None;
     let mut endpoint_count = 0;
     for (index, item) in items.iter().enumerate() {
         // deepstream drops `null` entries, the documented way to disable an endpoint.
@@ -105,6 +114,16 @@ pub(super) fn connection_endpoints(
                 reader.notice(
                     &item_path,
                     "only the first `ws-binary` endpoint is served by this server, so this one is not started",
+                );
+            }
+            Some("http") if http_api.is_none() => {
+                http_api = Some(http(reader, &item_path.key("options"), endpoint.options)?);
+            }
+            Some("http") => {
+                check_endpoint_options(reader, &item_path.key("options"), endpoint.options)?;
+                reader.notice(
+                    &item_path,
+                    "only the first `http` endpoint is served by this server, so this one is not started",
                 );
             }
             Some(kind) => {
@@ -140,7 +159,10 @@ pub(super) fn connection_endpoints(
     if endpoint_count == 0 {
         return Err(reader.invalid(path, "at least one connection endpoint", value));
     }
-    Ok(websocket)
+    Ok(Endpoints {
+        websocket,
+        http_api,
+    })
 }
 
 /// One entry of `connectionEndpoints`, as far as the keys that choose its implementation.
@@ -259,6 +281,58 @@ fn ws_binary(
         }
     }
     Ok(websocket)
+}
+
+/// Reads the options of the `http` endpoint (deepstream's HTTP API) over deepstream's
+/// defaults.
+fn http(
+    reader: &mut Reader<'_>,
+    path: &KeyPath,
+    options: Option<&Value>,
+) -> Result<HttpApiConfig, ConfigError> {
+    let mut http = HttpApiConfig::default();
+    let Some(options) = options else {
+        return Ok(http);
+    };
+
+    for (key, value) in reader.entries(path, options)? {
+        let path = path.key(key);
+        match key {
+            "allowAuthData" => http.allow_auth_data = reader.boolean(&path, value)?,
+            "enableAuthEndpoint" => http.enable_auth_endpoint = reader.boolean(&path, value)?,
+            "authPath" => http.auth_path = route_path(reader, &path, value)?,
+            "postPath" => http.post_path = route_path(reader, &path, value)?,
+            "getPath" => http.get_path = route_path(reader, &path, value)?,
+            "logInvalidAuthData" => http.log_invalid_auth_data = reader.boolean(&path, value)?,
+            "requestTimeout" => http.request_timeout = reader.millis(&path, value, 1)?,
+            "tokenTimeout" => http.token_timeout = reader.millis(&path, value, 1)?,
+            _ => match ENDPOINT_OPTION_CHECKS.iter().find(|(name, _)| *name == key) {
+                Some(&(_, check)) => {
+                    reader.check(&path, value, check)?;
+                    reader.notice(
+                        &path,
+                        "not used by an `http` endpoint (in deepstream either), so it is ignored",
+                    );
+                }
+                None => reader.unknown_option(&path),
+            },
+        }
+    }
+    Ok(http)
+}
+
+/// Reads a URL path that the router serves as it is: it must start with `/` and contain no
+/// `{`, `}` or `*`, which the router would read as parameters.
+fn route_path(reader: &Reader<'_>, path: &KeyPath, value: &Value) -> Result<String, ConfigError> {
+    let url_path = reader.url_path(path, value)?;
+    if url_path.contains(['{', '}', '*']) {
+        return Err(reader.invalid(
+            path,
+            "a URL path starting with `/` without `{`, `}` or `*`",
+            value,
+        ));
+    }
+    Ok(url_path)
 }
 
 /// Checks the options of an endpoint that is not started against deepstream's schema.

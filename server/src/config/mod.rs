@@ -69,6 +69,8 @@ pub struct Config {
     /// The binary WebSocket endpoint, or `None` when `connectionEndpoints` has no `ws-binary`
     /// entry.
     pub websocket: Option<WebSocketConfig>,
+    /// The HTTP API, or `None` when `connectionEndpoints` has no `http` entry.
+    pub http_api: Option<HttpApiConfig>,
     /// Remote procedure call timeouts and options (`rpc`).
     pub rpc: RpcConfig,
     /// Listening (providers for subscriptions) timeouts and options (`listen`).
@@ -138,6 +140,36 @@ pub struct WebSocketConfig {
     /// (`maxOutgoingQueueBytes`, an option of this server that deepstream does not have),
     /// 16 MiB by default.
     pub max_outgoing_queue_bytes: usize,
+}
+
+/// Settings of deepstream's HTTP API (the `http` entry of `connectionEndpoints`). Its CORS
+/// settings and body size limit are those of the listener, in [`HttpConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpApiConfig {
+    /// Whether a request may log in with the credentials in its `authData`
+    /// (`allowAuthData`), true by default. Without it, requests use a token or log in with
+    /// empty auth data.
+    pub allow_auth_data: bool,
+    /// Whether `auth_path` issues tokens (`enableAuthEndpoint`), true by default.
+    pub enable_auth_endpoint: bool,
+    /// The URL path that exchanges credentials for a token (`authPath`), `/api/auth` by
+    /// default.
+    pub auth_path: String,
+    /// The URL path that takes batches of requests (`postPath`), `/api` by default.
+    pub post_path: String,
+    /// The URL path of deepstream's GET requests (`getPath`), `/api` by default. It is
+    /// checked but not served, because deepstream 7.0 responds to every GET request with
+    /// an error too.
+    pub get_path: String,
+    /// Whether a rejected login logs the names of its auth data fields
+    /// (`logInvalidAuthData`), false by default. Values are never logged.
+    pub log_invalid_auth_data: bool,
+    /// How long a request may wait for the results of its items (`requestTimeout`), 20 s
+    /// by default. Items still waiting then fail with a timeout.
+    pub request_timeout: Duration,
+    /// How long a token from `auth_path` stays valid (`tokenTimeout`, an option of this
+    /// server that deepstream does not have), 1 hour by default.
+    pub token_timeout: Duration,
 }
 
 /// Remote procedure call settings (`rpc`).
@@ -229,6 +261,7 @@ impl Config {
             log_level: LogLevel::Info,
             http: HttpConfig::default(),
             websocket: Some(WebSocketConfig::default()),
+            http_api: Some(HttpApiConfig::default()),
             rpc: RpcConfig::default(),
             listen: ListenConfig::default(),
             record: RecordConfig::default(),
@@ -340,6 +373,21 @@ impl Default for WebSocketConfig {
             log_invalid_auth_data: false,
             max_message_size: 1_048_576,
             max_outgoing_queue_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        HttpApiConfig {
+            allow_auth_data: true,
+            enable_auth_endpoint: true,
+            auth_path: "/api/auth".to_owned(),
+            post_path: "/api".to_owned(),
+            get_path: "/api".to_owned(),
+            log_invalid_auth_data: false,
+            request_timeout: Duration::from_millis(20_000),
+            token_timeout: Duration::from_secs(60 * 60),
         }
     }
 }

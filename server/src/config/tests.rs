@@ -117,6 +117,16 @@ fn embedded_defaults_match_deepstream() {
     assert_eq!(websocket.max_message_size, 1_048_576);
     assert_eq!(websocket.max_outgoing_queue_bytes, 16 * 1024 * 1024);
 
+    let http_api = config.http_api.unwrap();
+    assert!(http_api.allow_auth_data);
+    assert!(http_api.enable_auth_endpoint);
+    assert_eq!(http_api.auth_path, "/api/auth");
+    assert_eq!(http_api.post_path, "/api");
+    assert_eq!(http_api.get_path, "/api");
+    assert!(!http_api.log_invalid_auth_data);
+    assert_eq!(http_api.request_timeout, Duration::from_millis(20_000));
+    assert_eq!(http_api.token_timeout, Duration::from_secs(3600));
+
     assert_eq!(config.rpc.ack_timeout, Duration::from_millis(1_000));
     assert_eq!(config.rpc.response_timeout, Duration::from_millis(10_000));
     assert!(!config.rpc.provide_requestor_name);
@@ -193,6 +203,8 @@ fn shipped_config_loads_with_notices() {
     assert_eq!(config.http.origins, ["https://example.com"]);
     assert_eq!(config.http.host, "127.0.0.1");
     assert_eq!(config.websocket, Some(WebSocketConfig::default()));
+    // The shipped `http` endpoint sets deepstream's defaults and leaves out `authPath`.
+    assert_eq!(config.http_api, Some(HttpApiConfig::default()));
     assert_eq!(config.features, EnabledFeatures::default());
 
     // Commented-out `${REDIS_HOST}` and `fileLoad(users.yml)` lines add nothing.
@@ -202,7 +214,6 @@ fn shipped_config_loads_with_notices() {
             "showLogo",
             "dependencyInitializationTimeout",
             "telemetry",
-            "connectionEndpoints[1]",
             "logger",
             "permission.options.cacheEvacuationInterval",
             "httpServer.options.host",
@@ -644,6 +655,26 @@ fn wrong_value_types_name_key_and_expectation() {
             "invalid value for `connectionEndpoints[0].options.urlPath` in CONFIG: expected a URL path starting with `/`, found a string (\"deepstream\")",
         ),
         (
+            "connectionEndpoints:\n  - type: http\n    options:\n      postPath: api\n",
+            "invalid value for `connectionEndpoints[0].options.postPath` in CONFIG: expected a URL path starting with `/`, found a string (\"api\")",
+        ),
+        (
+            "connectionEndpoints:\n  - type: http\n    options:\n      authPath: /api/{user}\n",
+            "invalid value for `connectionEndpoints[0].options.authPath` in CONFIG: expected a URL path starting with `/` without `{`, `}` or `*`, found a string (\"/api/{user}\")",
+        ),
+        (
+            "connectionEndpoints:\n  - type: http\n    options:\n      allowAuthData: \"yes\"\n",
+            "invalid value for `connectionEndpoints[0].options.allowAuthData` in CONFIG: expected true or false, found a string (\"yes\")",
+        ),
+        (
+            "connectionEndpoints:\n  - type: http\n    options:\n      requestTimeout: 0\n",
+            "invalid value for `connectionEndpoints[0].options.requestTimeout` in CONFIG: expected a whole number of milliseconds from 1 to 2147483647, found the number 0",
+        ),
+        (
+            "connectionEndpoints:\n  - type: http\n    options:\n      tokenTimeout: -1\n",
+            "invalid value for `connectionEndpoints[0].options.tokenTimeout` in CONFIG: expected a whole number of milliseconds from 1 to 2147483647, found the number -1",
+        ),
+        (
             "connectionEndpoints:\n  - type: websocket\n",
             "invalid value for `connectionEndpoints[0].type` in CONFIG: expected one of ws-binary, ws-text, ws-json, http, mqtt, found a string (\"websocket\")",
         ),
@@ -823,6 +854,7 @@ fn endpoint_types_other_than_ws_binary_give_notices() {
 fn endpoints_without_ws_binary_give_no_websocket() {
     let loaded = load_yaml("connectionEndpoints:\n  - type: http\n").unwrap();
     assert_eq!(loaded.config.websocket, None);
+    assert_eq!(loaded.config.http_api, Some(HttpApiConfig::default()));
 
     let (error, message) = yaml_error("connectionEndpoints:\n  - null\n");
     assert!(
@@ -834,6 +866,78 @@ fn endpoints_without_ws_binary_give_no_websocket() {
     assert!(
         message.contains("`connectionEndpoints[0].type`"),
         "{message}"
+    );
+}
+
+#[test]
+fn endpoints_without_http_give_no_http_api() {
+    let loaded = load_yaml("connectionEndpoints:\n  - type: ws-binary\n").unwrap();
+
+    assert_eq!(loaded.config.http_api, None);
+    assert!(loaded.config.websocket.is_some());
+}
+
+#[test]
+fn http_options_are_read() {
+    let loaded = load_yaml(
+        "connectionEndpoints:\n  - type: http\n    options:\n\
+         \x20     allowAuthData: false\n      enableAuthEndpoint: false\n      authPath: /token\n\
+         \x20     postPath: /batch\n      getPath: /read\n      logInvalidAuthData: true\n\
+         \x20     requestTimeout: 5000\n      tokenTimeout: 60000\n",
+    )
+    .unwrap();
+
+    assert_eq!(
+        loaded.config.http_api,
+        Some(HttpApiConfig {
+            allow_auth_data: false,
+            enable_auth_endpoint: false,
+            auth_path: "/token".to_owned(),
+            post_path: "/batch".to_owned(),
+            get_path: "/read".to_owned(),
+            log_invalid_auth_data: true,
+            request_timeout: Duration::from_millis(5000),
+            token_timeout: Duration::from_millis(60_000),
+        })
+    );
+    assert_eq!(notice_keys(&loaded), ["httpServer.options.host"]);
+}
+
+#[test]
+fn http_partial_options_keep_defaults_and_note_others() {
+    let loaded = load_yaml(
+        "connectionEndpoints:\n\
+         \x20 - type: http\n    options:\n      postPath: /v1/api\n      maxMessageSize: 10\n      colour: red\n\
+         \x20 - type: http\n    options:\n      postPath: /second\n",
+    )
+    .unwrap();
+
+    let http_api = loaded.config.http_api.as_ref().unwrap();
+    assert_eq!(http_api.post_path, "/v1/api");
+    assert_eq!(http_api.auth_path, "/api/auth");
+    assert!(http_api.allow_auth_data);
+    assert_eq!(
+        notice_keys(&loaded),
+        [
+            "connectionEndpoints[0].options.maxMessageSize",
+            "connectionEndpoints[0].options.colour",
+            "connectionEndpoints[1]",
+            "httpServer.options.host",
+        ]
+    );
+    assert!(
+        loaded.notices[0]
+            .message
+            .contains("not used by an `http` endpoint"),
+        "{}",
+        loaded.notices[0]
+    );
+    assert!(
+        loaded.notices[2]
+            .message
+            .contains("only the first `http` endpoint"),
+        "{}",
+        loaded.notices[2]
     );
 }
 

@@ -3,8 +3,10 @@
 //!
 //! The mapping of protocol actions to rule actions follows deepstream 7.0. Reads,
 //! heads and subscriptions of records are `read`, and updates and patches are `write`.
-//! `SUBSCRIBECREATEANDREAD` is `read` for a record that exists and `create` for one that
-//! does not, and `CREATEANDUPDATE` / `CREATEANDPATCH` need both `create` and `write`.
+//! `SUBSCRIBECREATEANDREAD` is `read` for a record that exists and `create` then `read`
+//! for one that does not, and `CREATEANDUPDATE` / `CREATEANDPATCH` need both `create`
+//! and `write`. Rules of these steps see the step's own protocol action as `action`
+//! (`CREATE`, `READ`, or `UPDATE` for the write step), as in deepstream.
 //! In a bulk message each name is checked on its own: denied names get their error
 //! reply, and the message goes on with the allowed names only, or not at all when none
 //! is allowed. Unsubscribing, unlistening and answering listen requests are never
@@ -242,7 +244,7 @@ impl Gate<'_> {
     }
 
     /// Checks `SUBSCRIBECREATEANDREAD` per name: `read` for a record that exists, `create`
-    /// for one that does not.
+    /// and `read` for one that does not.
     async fn read_or_create(
         &self,
         origin: Origin<'_>,
@@ -256,17 +258,7 @@ impl Gate<'_> {
         };
         let mut allowed = Vec::with_capacity(names.len());
         for name in names {
-            let check = Check {
-                section: Section::Record,
-                action: Action::Read,
-                name,
-                message_action: origin.action,
-                data: MessageData::Absent,
-            };
-            let verdict = self
-                .access
-                .check_by_existence(self.caller, check, Action::Read, Action::Create)
-                .await;
+            let verdict = self.access.check_read_or_create(self.caller, name).await;
             if self.accept(&verdict, origin, name) {
                 allowed.push(name.clone());
             }
@@ -278,11 +270,13 @@ impl Gate<'_> {
     /// the create-and-write actions. Returns whether the message may go on.
     async fn write(&self, origin: Origin<'_>, message: &RecordMessage, create: bool) -> bool {
         if create {
+            // deepstream shows the rules the step's own action: CREATE here, then
+            // UPDATE or PATCH for the write.
             let check = Check {
                 section: Section::Record,
                 action: Action::Create,
                 name: &message.name,
-                message_action: origin.action,
+                message_action: RecordAction::Create.into(),
                 data: MessageData::Absent,
             };
             let verdict = self.access.check(self.caller, check).await;
@@ -309,11 +303,19 @@ impl Gate<'_> {
             },
             (None, _) => json_data(&message.data),
         };
+        // deepstream 7.0.2 shows UPDATE for the write step of both create-and-write
+        // actions, with a path too (seen with the official client 7.0.5).
+        let message_action = match message.action() {
+            RecordAction::Createandupdate | RecordAction::Createandpatch => {
+                RecordAction::Update.into()
+            }
+            _ => origin.action,
+        };
         let check = Check {
             section: Section::Record,
             action: Action::Write,
             name: &message.name,
-            message_action: origin.action,
+            message_action,
             data,
         };
         let verdict = self.access.check(self.caller, check).await;
