@@ -29,7 +29,7 @@ use crate::storage::{self, Cache, Storage, StorageError};
 
 /// Initial size of a connection's read buffer. Small, because most clients
 /// are idle most of the time; the buffer grows for larger messages.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 /// Bytes the WebSocket layer collects before it writes to the socket on its
 /// own; the connection's writer also flushes after every batch.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;

@@ -156,7 +156,9 @@ async fn write_frames(
     mut receiver: OutboxReceiver,
     monitor: Monitor,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // The buffer grows to the largest batch seen, so an idle connection holds a
+    // few slots rather than WRITE_BATCH of them.
+    let mut batch = Vec::new();
     loop {
         if receiver.recv_many(&mut batch, WRITE_BATCH).await == 0 {
             let _ = sink.close().await;

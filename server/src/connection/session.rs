@@ -98,7 +98,9 @@ impl Session {
 
         match &self.phase {
             Phase::AwaitingChallenge => self.on_challenge_phase(message),
-            Phase::AwaitingLogin => self.on_login_phase(message).await,
+            // Boxed, like the permission check below, so that the connection's task
+            // does not reserve room for these rare, large futures all its life.
+            Phase::AwaitingLogin => Box::pin(self.on_login_phase(message)).await,
             Phase::Open(LoggedIn { peer, server_data }) => {
                 let peer = peer.clone();
                 let message = if self.services.access.is_open() {
@@ -109,7 +111,11 @@ impl Session {
                         user: peer.user(),
                         server_data: server_data.as_deref(),
                     };
-                    match permit(&self.services.access, caller, &peer, message).await {
+                    // Boxed: the check's future is about 2 KB, which every connection's
+                    // task would otherwise reserve for its whole life. The allocation is
+                    // made only when permission rules are configured.
+                    let checked = Box::pin(permit(&self.services.access, caller, &peer, message));
+                    match checked.await {
                         Some(message) => message,
                         None => return Flow::Continue,
                     }
@@ -254,6 +260,9 @@ impl Session {
         client_data: Option<Value>,
         server_data: Option<Value>,
     ) -> Flow {
+        // The upgrade request's details serve only the login; an idle connection
+        // should not keep its headers.
+        self.connection = ConnectionData::default();
         let client_data = client_data.map(|data| Bytes::from(data.to_string()));
         let peer = Arc::new(Peer::new(
             self.id,
