@@ -120,10 +120,18 @@ fn start(args: StartArgs) -> ExitCode {
 
 /// Prints the hash of `args.password`, as deepstream's `hash` command does, to stdout.
 fn hash(args: &HashArgs) -> ExitCode {
-    let Some(loaded) = load_config(args.config.as_deref()) else {
-        return ExitCode::FAILURE;
+    let (auth, source) = match Config::load_auth(args.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("deepstream: {error}");
+            return ExitCode::FAILURE;
+        }
     };
-    let file_auth = loaded.config.auth.iter().find_map(|entry| match entry {
+    let source = match &source {
+        Some(file) => file.display().to_string(),
+        None => "the embedded configuration".to_owned(),
+    };
+    let file_auth = auth.iter().find_map(|entry| match entry {
         AuthConfig::File(file) => Some(file),
         _ => None,
     });
@@ -135,7 +143,7 @@ fn hash(args: &HashArgs) -> ExitCode {
                     "deepstream: the file authentication of {} stores plain-text passwords \
                      (its `hash` option is not set), so there is nothing to hash. Set `hash`, \
                      `iterations` and `keyLength` to store hashed passwords",
-                    describe_source(&loaded.config)
+                    source
                 );
                 return ExitCode::FAILURE;
             }
@@ -144,7 +152,7 @@ fn hash(args: &HashArgs) -> ExitCode {
             eprintln!(
                 "deepstream: {} has no file authentication, so the hash uses deepstream's \
                  default settings: hash md5, iterations 100, keyLength 32",
-                describe_source(&loaded.config)
+                source
             );
             HashSettings::DEEPSTREAM_DEFAULT
         }
@@ -170,13 +178,6 @@ fn load_config(path: Option<&Path>) -> Option<Loaded> {
             eprintln!("deepstream: {error}");
             None
         }
-    }
-}
-
-fn describe_source(config: &Config) -> String {
-    match &config.source {
-        Some(path) => path.display().to_string(),
-        None => "the embedded configuration".to_owned(),
     }
 }
 

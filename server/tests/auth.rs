@@ -769,6 +769,30 @@ fn hash_command_uses_file_auth_settings() {
 }
 
 #[test]
+fn hash_command_needs_no_users_file() {
+    // deepstream's shipped layout: the users and the rules come from files that a new
+    // installation may not have written yet.
+    let dir = TempDir::new("hash-command");
+    fs::write(
+        dir.path().join("config.yml"),
+        "auth:\n  - type: file\n    options:\n      users: fileLoad(users.yml)\n\
+         \x20     hash: sha256\n      iterations: 100\n      keyLength: 32\n\
+         permission:\n  type: config\n  options:\n    permissions: fileLoad(permissions.yml)\n",
+    )
+    .expect("write the config file");
+
+    let output = deepstream(&["hash", "s3cret", "-c", "config.yml"], dir.path());
+
+    let hash = printed_hash(&output);
+    let settings = HashSettings {
+        algorithm: HashAlgorithm::Sha256,
+        iterations: 100,
+        key_length: 32,
+    };
+    assert!(verify_password("s3cret", &hash, &settings));
+}
+
+#[test]
 fn hash_command_without_file_auth_uses_defaults() {
     let dir = TempDir::new("hash-command");
     fs::write(dir.path().join("config.yml"), "auth:\n  - type: none\n").expect("write the config");

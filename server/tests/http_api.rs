@@ -824,6 +824,8 @@ record:
     write: "user.id === $owner"
   "broken/*":
     write: "data.a.b.c === 1"
+  "rooms/$room/*":
+    write: "_('rooms/' + $room).members.indexOf(user.id) !== -1"
 event:
   "*":
     publish: true
@@ -859,6 +861,25 @@ async fn start_with_rules() -> TestServer {
         });
     })
     .await
+}
+
+#[tokio::test]
+async fn rules_see_earlier_items_of_batch() {
+    let server = start_with_rules().await;
+    let response = batch(
+        &server,
+        json!({"authData": {"username": "ada"}, "body": [
+            {"topic": "record", "action": "write", "recordName": "rooms/r5", "data": {"members": ["ada"]}},
+            {"topic": "record", "action": "write", "recordName": "rooms/r5/m1", "data": {"text": "hi"}},
+            {"topic": "record", "action": "write", "recordName": "profiles/ada", "data": {"age": 1}},
+            {"topic": "record", "action": "write", "recordName": "profiles/ada", "path": "age", "data": 2},
+            {"topic": "record", "action": "read", "recordName": "profiles/ada"},
+        ]}),
+    )
+    .await;
+    assert_eq!(response["result"], json!("SUCCESS"), "{response}");
+    assert_eq!(response["body"][4]["data"], json!({"age": 2}), "{response}");
+    server.stop().await;
 }
 
 #[tokio::test]

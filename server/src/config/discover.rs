@@ -26,6 +26,11 @@ pub(super) fn discover(env: &EnvLookup) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// Returns the file that [`discover`] loads, or `None` for the embedded defaults.
+pub(super) fn discover_file(env: &EnvLookup) -> Result<Option<PathBuf>, ConfigError> {
+    chosen_file(env, &default_folders())
+}
+
 /// Returns the folders whose `conf/config.*` deepstream tries: `/etc/deepstream`, `.`, `..`,
 /// then the executable's folder and its parent.
 fn default_folders() -> Vec<PathBuf> {

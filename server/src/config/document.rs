@@ -10,8 +10,8 @@ use super::include::Includes;
 use super::read::{Check, KeyPath, Reader};
 use super::text::{self, Comments, EnvLookup};
 use super::{
-    Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig, auth,
-    endpoints, monitoring, permission, services, storage,
+    AuthConfig, Config, ConfigError, EnabledFeatures, FileFormat, ListenConfig, Loaded, RpcConfig,
+    auth, endpoints, monitoring, permission, services, storage,
 };
 
 /// The top-level keys of deepstream 7.0's config schema, which are all this loader accepts.
@@ -44,6 +44,42 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// Loads a config file with `env` as the environment.
+/// Reads only the `auth` section of the config file at `path`, for `deepstream hash`. The
+/// users of file authentication (`users`, `path`) are left out and no `fileLoad(...)` is
+/// resolved, so a users file or permission file that does not exist yet is no error.
+pub(super) fn load_auth(path: &Path, env: &EnvLookup) -> Result<Vec<AuthConfig>, ConfigError> {
+    let format = text::config_format(path)?;
+    let raw = text::read_file(path)?;
+    let comments = match format {
+        FileFormat::Yaml => Comments::Yaml,
+        FileFormat::Json => Comments::None,
+    };
+    let substituted = text::substitute_env(path, &raw, comments, env, &mut Vec::new())?;
+    let root = text::parse(path, &substituted, format)?;
+    let Some(auth) = root.get("auth") else {
+        return Ok(vec![AuthConfig::Open]);
+    };
+
+    let mut auth = auth.clone();
+    let entries: Vec<&mut Value> = match &mut auth {
+        Value::Sequence(items) => items.iter_mut().collect(),
+        other => vec![other],
+    };
+    for entry in entries {
+        if let Some(Value::Mapping(options)) = entry.get_mut("options") {
+            // A users file named by `path` is read only when the server starts, so a
+            // placeholder lets the entry load without its users.
+            options.remove("users");
+            options.insert(
+                Value::String("path".to_owned()),
+                Value::String("users.yml".to_owned()),
+            );
+        }
+    }
+    let mut reader = Reader::new(path);
+    auth::auth(&mut reader, &KeyPath::root().key("auth"), &auth)
+}
+
 pub(super) fn load(path: &Path, env: &EnvLookup) -> Result<Loaded, ConfigError> {
     let format = text::config_format(path)?;
     let raw = text::read_file(path)?;

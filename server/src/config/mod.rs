@@ -307,6 +307,30 @@ impl Config {
     pub fn discover() -> Result<Loaded, ConfigError> {
         discover::discover(&text::process_env)
     }
+
+    /// Reads only the `auth` section of the config file at `path`, or of the file that
+    /// [`Config::discover`] would load when `path` is `None`, for the `hash` command. The
+    /// users themselves, other sections and `fileLoad(...)` targets are not read, so they
+    /// need not exist yet. Returns the config file too, `None` for the embedded defaults.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when the file cannot be read or its `auth` section is invalid.
+    pub fn load_auth(
+        path: Option<&Path>,
+    ) -> Result<(Vec<AuthConfig>, Option<PathBuf>), ConfigError> {
+        let file = match path {
+            Some(path) => Some(path.to_path_buf()),
+            None => discover::discover_file(&text::process_env)?,
+        };
+        match &file {
+            Some(file) => Ok((
+                document::load_auth(file, &text::process_env)?,
+                file.clone().into(),
+            )),
+            None => Ok((vec![AuthConfig::Open], None)),
+        }
+    }
 }
 
 /// Reads a YAML or JSON file that the configuration names, such as the users file of file

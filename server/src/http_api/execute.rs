@@ -42,14 +42,22 @@ pub(super) async fn run(
     let deadline = Instant::now() + timeout;
     let mut connection = VirtualConnection::open(services.clone(), identity);
     let mut results = Results::new(items.len());
+    let peer = connection.peer.clone();
     let batch = Batch {
         services,
         identity,
-        peer: &connection.peer,
+        peer: &peer,
         correlation_prefix: format!("http-api/{:016x}", rand::random::<u64>()),
     };
 
     for (index, item) in items.iter().enumerate() {
+        if !services.access.is_open() && !results.is_complete() {
+            // A rule may read what an earlier item writes, so with permission rules
+            // each item is checked only after the items before it have finished.
+            connection
+                .collect(&mut results, deadline, timeout.as_millis())
+                .await;
+        }
         if Instant::now() >= deadline {
             results.set(index, results::timed_out(timeout.as_millis()));
             continue;
@@ -338,6 +346,13 @@ impl Batch<'_> {
                 name = rule.check.name,
                 "HTTP API request not permitted"
             );
+            // Counted like the error message a WebSocket client would get.
+            let event = if is_error {
+                "MESSAGE_PERMISSION_ERROR"
+            } else {
+                "MESSAGE_DENIED"
+            };
+            self.services.monitor.error_logged(event);
             return Err(match (rule.topic, is_error) {
                 // deepstream 7.0 reports both cases of an emit as a denial.
                 (Topic::Event, _) => results::event_denied(rule.check.name),

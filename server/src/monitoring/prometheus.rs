@@ -83,7 +83,7 @@ pub fn render(snapshot: &MetricsSnapshot, subscriptions: &[(&str, usize)]) -> St
         &mut out,
         "deepstream_errors_total",
         "counter",
-        "Logged errors by deepstream event name.",
+        "Error messages sent to clients, and refused HTTP API items, by deepstream event name.",
     );
     for (event, count) in &snapshot.errors {
         sample(
