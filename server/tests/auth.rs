@@ -592,6 +592,38 @@ async fn http_timeout_rejects() {
 }
 
 #[tokio::test]
+async fn login_timeout_ends_slow_webhook_login() {
+    let webhook = Webhook::start(vec![Reply::Hang(Duration::from_secs(5))]).await;
+    let server = TestServer::start(|config| {
+        let mut auth = http_auth(&webhook.url, 0);
+        auth.request_timeout = Duration::from_secs(4);
+        config.auth = vec![AuthConfig::Http(auth)];
+        websocket(config).unauthenticated_client_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    let mut client = server.connect("client").await;
+    client.challenge().await;
+    let started = Instant::now();
+
+    client.send(auth_request(r#"{"token":"t"}"#)).await;
+
+    let timeout = client.recv_connection().await;
+    assert_eq!(
+        timeout.action(),
+        deepstream_protocol::ConnectionAction::AuthenticationTimeout
+    );
+    assert!(
+        client.expect_closed(Duration::from_secs(2)).await.is_some(),
+        "the connection stayed open"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "the login waited {waited:?} for the webhook, past the 300 ms login timeout"
+    );
+}
+
+#[tokio::test]
 async fn http_retry_then_success() {
     let webhook = Webhook::start(vec![
         Reply::Text(503, "busy"),

@@ -80,10 +80,29 @@ async fn run(
                 last_received = Instant::now();
                 let flow = match incoming {
                     Some(Ok(Message::Binary(frame))) => {
-                        // NOTE: a login waits here for its authentication service (an HTTP
-                        // endpoint may take its timeouts and retries), and meanwhile this
-                        // loop sees no heartbeat, login timeout or shutdown.
-                        let flow = session.on_frame(frame).await;
+                        // A login waits here for its authentication service (an HTTP
+                        // endpoint may take its timeouts and retries), so the login
+                        // timeout and shutdown are watched during the wait too.
+                        let authenticated = session.is_authenticated();
+                        let mut interrupted = None;
+                        let flow = tokio::select! {
+                            flow = session.on_frame(frame) => flow,
+                            _ = sleep_until(login_deadline), if !authenticated => {
+                                interrupted = Some(Interruption::LoginTimeout);
+                                Flow::Stop
+                            }
+                            _ = shutdown.changed() => {
+                                interrupted = Some(Interruption::Shutdown);
+                                Flow::Stop
+                            }
+                        };
+                        match interrupted {
+                            Some(Interruption::LoginTimeout) => session.on_login_timeout(),
+                            Some(Interruption::Shutdown) => {
+                                outbox.close(CLOSE_GOING_AWAY, "server shutting down");
+                            }
+                            None => {}
+                        }
                         // The client's pings wait unread during such a login, so the wait
                         // does not count as silence.
                         last_received = Instant::now();
@@ -140,6 +159,12 @@ async fn run(
     }
     services.monitor.connection_closed();
     tracing::info!("client disconnected");
+}
+
+/// What ended the handling of a frame before it finished.
+enum Interruption {
+    LoginTimeout,
+    Shutdown,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
