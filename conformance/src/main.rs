@@ -1,0 +1,253 @@
+//! `deepstream-conformance`: runs the scenario files for every target and
+//! client pair, prints one line per cell, writes a Markdown report and exits
+//! with status 1 when a failure is not listed in the expected-failures file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use deepstream_conformance::driver::{DriverKind, js_driver};
+use deepstream_conformance::error::ConformanceError;
+use deepstream_conformance::report::{self, Cell, Verdict};
+use deepstream_conformance::run::{Outcome, run_scenario};
+use deepstream_conformance::scenario::{Scenario, scenario_files};
+use deepstream_conformance::target::Target;
+
+/// The hidden first argument that makes this binary act as the Rust driver.
+const DRIVE_RUST: &str = "--drive-rust";
+
+/// Runs deepstream conformance scenarios against clients and servers.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Arguments {
+    /// Comma-separated targets: `ours` (the workspace's deepstream binary) and
+    /// `node` (the official server from interop/node_modules).
+    #[arg(long, value_delimiter = ',', default_value = "ours,node")]
+    target: Vec<String>,
+    /// A running server's WebSocket URL, added as the target `url`.
+    /// Scenarios that need their own server config are skipped there.
+    #[arg(long)]
+    url: Option<String>,
+    /// Comma-separated clients: `rust` and `js`.
+    #[arg(long, value_delimiter = ',', default_value = "rust,js")]
+    client: Vec<String>,
+    /// Runs only the scenarios whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Our server binary [default: target/debug/deepstream in the workspace].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Folder of scenario files [default: conformance/scenarios].
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// Expected-failures file [default: conformance/expected-failures.yml].
+    #[arg(long)]
+    expected_failures: Option<PathBuf>,
+    /// Path of the Markdown report.
+    #[arg(long, default_value = "target/conformance-report.md")]
+    report: PathBuf,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the tokio runtime failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    if std::env::args().nth(1).as_deref() == Some(DRIVE_RUST) {
+        return match runtime.block_on(deepstream_conformance::rust_driver::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: the Rust driver failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let arguments = Arguments::parse();
+    match runtime.block_on(run(arguments)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the matrix and returns whether it has no unexpected failure.
+async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let targets = targets(&arguments, &workspace)?;
+    let drivers = drivers(&arguments.client, &workspace)?;
+    let folder = arguments
+        .scenarios
+        .clone()
+        .unwrap_or_else(|| workspace.join("conformance/scenarios"));
+    let mut scenarios = Vec::new();
+    for path in scenario_files(&folder)? {
+        let scenario = Scenario::load(&path)?;
+        if arguments
+            .filter
+            .as_ref()
+            .is_none_or(|filter| scenario.name.contains(filter.as_str()))
+        {
+            scenarios.push(scenario);
+        }
+    }
+    let expectations_path = arguments
+        .expected_failures
+        .clone()
+        .unwrap_or_else(|| workspace.join("conformance/expected-failures.yml"));
+    let expected = report::load_expected_failures(&expectations_path)?;
+
+    let mut cells = Vec::new();
+    let mut columns = Vec::new();
+    for target in &targets {
+        for driver in &drivers {
+            columns.push((target.label().to_owned(), driver.label.clone()));
+            for scenario in &scenarios {
+                let outcome = run_scenario(scenario, target, driver).await;
+                let cell = Cell {
+                    scenario: scenario.name.clone(),
+                    target: target.label().to_owned(),
+                    client: driver.label.clone(),
+                    outcome,
+                };
+                print_cell(&cell, report::verdict(&cell, &expected));
+                cells.push(cell);
+            }
+        }
+    }
+
+    let names: Vec<String> = scenarios
+        .iter()
+        .map(|scenario| scenario.name.clone())
+        .collect();
+    let text = report::markdown(&names, &columns, &cells, &expected);
+    if let Some(parent) = arguments
+        .report
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| ConformanceError::Io {
+            action: format!("creating {}", parent.display()),
+            source,
+        })?;
+    }
+    std::fs::write(&arguments.report, text).map_err(|source| ConformanceError::Io {
+        action: format!("writing {}", arguments.report.display()),
+        source,
+    })?;
+
+    let failures = cells
+        .iter()
+        .filter(|cell| report::verdict(cell, &expected) == Verdict::Fail)
+        .count();
+    println!(
+        "{} cells, {failures} unexpected failures; report in {}",
+        cells.len(),
+        arguments.report.display()
+    );
+    Ok(failures == 0)
+}
+
+fn print_cell(cell: &Cell, verdict: Verdict) {
+    let detail = match &cell.outcome {
+        Outcome::Pass => String::new(),
+        Outcome::Fail(reason) | Outcome::Skip(reason) => format!("  {reason}"),
+    };
+    println!(
+        "{:<28} {:>5} → {:<5} {}{detail}",
+        cell.scenario,
+        cell.client,
+        cell.target,
+        verdict.label()
+    );
+}
+
+fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, ConformanceError> {
+    let mut targets = Vec::new();
+    for name in &arguments.target {
+        let target = match name.as_str() {
+            "ours" => Target::Ours {
+                binary: arguments
+                    .server_bin
+                    .clone()
+                    .unwrap_or_else(|| workspace.join("target/debug/deepstream")),
+            },
+            "node" => Target::Node {
+                script: workspace
+                    .join("interop/node_modules/@deepstream/server/dist/bin/deepstream.js"),
+            },
+            "" => continue,
+            other => {
+                return Err(ConformanceError::Server {
+                    target: other.to_owned(),
+                    reason: "unknown target: use `ours`, `node` or --url".to_owned(),
+                });
+            }
+        };
+        targets.push(target);
+    }
+    if let Some(url) = &arguments.url {
+        if !url.starts_with("ws://") {
+            return Err(ConformanceError::Server {
+                target: "url".to_owned(),
+                reason: format!("invalid --url {url:?}: expected a ws:// URL"),
+            });
+        }
+        targets.push(Target::Url(url.clone()));
+    }
+    Ok(targets)
+}
+
+fn drivers(names: &[String], workspace: &Path) -> Result<Vec<DriverKind>, ConformanceError> {
+    let mut drivers = Vec::new();
+    for name in names {
+        let command = match name.as_str() {
+            "rust" => {
+                let exe = std::env::current_exe().map_err(|source| ConformanceError::Io {
+                    action: "finding this program's path".to_owned(),
+                    source,
+                })?;
+                vec![exe.display().to_string(), DRIVE_RUST.to_owned()]
+            }
+            "js" => js_driver(workspace)?,
+            "" => continue,
+            other => {
+                return Err(ConformanceError::Driver {
+                    client: other.to_owned(),
+                    reason: "unknown client: use `rust` or `js`".to_owned(),
+                });
+            }
+        };
+        drivers.push(DriverKind {
+            label: name.clone(),
+            command,
+        });
+    }
+    Ok(drivers)
+}
