@@ -55,6 +55,9 @@ describe('concurrent record writers', () => {
       await sleep(2)
     }
 
+    // NOTE: this failed once in about twenty runs against our server, with one
+    // client a version behind the others but with the same data (v29 against
+    // v30); the cause is not found yet.
     const agreed = await waitForAgreement(records)
     const reader = await suite.pool.login({ username: 'reader' })
     const stored = await readyRecord(reader, 'conflict/three')
