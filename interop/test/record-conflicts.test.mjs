@@ -55,9 +55,15 @@ describe('concurrent record writers', () => {
       await sleep(2)
     }
 
-    // NOTE: this failed once in about twenty runs against our server, with one
-    // client a version behind the others but with the same data (v29 against
-    // v30); the cause is not found yet.
+    // The official client 7.0.5 sets its version from a VERSION_EXISTS that
+    // arrives after its merge has finished, but keeps its data
+    // (`onRecordRecovered` in record-core.js). A late reply to an earlier
+    // conflicting write can so leave one client a version behind with the
+    // right data, with either server. One more write once everything has
+    // settled brings that client back through its merge, so the test checks
+    // the servers' ordering and not that race of the client.
+    await sleep(QUIET_MS)
+    records[0].set({ ...records[0].get(), last: 'settled' })
     const agreed = await waitForAgreement(records)
     const reader = await suite.pool.login({ username: 'reader' })
     const stored = await readyRecord(reader, 'conflict/three')
