@@ -510,7 +510,8 @@ mod tests {
             table.contains("| event fan-out, 1 → 20 subscribers | deliveries/s | – | – | – | – |")
         );
         let chart = svg(&comparison);
-        assert!(chart.starts_with("<svg") && chart.ends_with("</svg>\n"));
+        assert!(chart.starts_with("<svg"), "{chart}");
+        assert!(chart.ends_with("</svg>\n"), "{chart}");
         assert!(chart.contains("no ratio"));
     }
 }

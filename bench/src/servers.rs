@@ -323,12 +323,12 @@ async fn health_check(port: u16) -> Result<(), BenchError> {
     stream
         .read_exact(&mut head)
         .await
-        .map_err(BenchError::io("reading the health check answer"))?;
+        .map_err(BenchError::io("reading the health check response"))?;
     if &head[9..12] == b"200" {
         Ok(())
     } else {
         Err(BenchError::Server(format!(
-            "the health check answered {}",
+            "the health check responded with {}",
             String::from_utf8_lossy(&head)
         )))
     }

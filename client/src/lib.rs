@@ -31,7 +31,7 @@
 //! after the next login. A write acknowledgement requested offline fails at
 //! once with `RecordError::ClientOffline`, which then means "not stored yet",
 //! because the write is still sent after the login. Snapshots, heads and `has` of a
-//! record this client has open answer from its local copy; for other records
+//! record this client has open return its local copy; for other records
 //! they fail at once with `RecordError::ClientOffline`, as deletes and
 //! notifies do. Opening a record waits for the login, up to
 //! `Options::record_read_timeout`. Once the client is closed or

@@ -279,7 +279,9 @@ pub(crate) struct Reply<'a> {
     pub(crate) is_write_ack: bool,
 }
 
-fn unix_millis() -> u64 {
+/// Returns the current time in milliseconds since the Unix epoch, 0 for a clock set
+/// before it.
+pub(crate) fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

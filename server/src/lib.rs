@@ -8,7 +8,7 @@
 //! [`peer::Outbox`] drained by a writer task.
 //!
 //! [`permission`] compiles deepstream's Valve rules, which every client message
-//! is checked against before its handler sees it. [`storage`] contains the
+//! is checked against before it reaches its handler. [`storage`] contains the
 //! cache and storage backends that records use, and [`monitoring`] the counters.
 //! Clustering is not part of this crate yet.
 

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::access::unix_millis;
 use crate::auth::{self, AuthError, Authenticator, ConnectionData};
 use crate::config::{Config, MonitoringConfig};
 use crate::connection;
@@ -434,14 +435,6 @@ async fn metrics(State(endpoint): State<Endpoint>) -> Response {
         &services.subscription_counts(),
     );
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response()
-}
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 #[derive(Clone)]

@@ -84,7 +84,7 @@ pub struct FileAuthenticator {
     /// Bounds the PBKDF2 derivations that run at once to the number of CPUs, so a burst of
     /// logins queues here instead of filling the blocking thread pool.
     derivations: Arc<Semaphore>,
-    /// Where the users came from, for the start-up log.
+    /// The source of the users, for the start-up log.
     origin: String,
 }
 

@@ -161,7 +161,7 @@ async fn run(
     tracing::info!("client disconnected");
 }
 
-/// What ended the handling of a frame before it finished.
+/// The event that ended the handling of a frame before it finished.
 enum Interruption {
     LoginTimeout,
     Shutdown,
@@ -181,7 +181,7 @@ async fn write_frames(
     mut receiver: OutboxReceiver,
     monitor: Monitor,
 ) {
-    // The buffer grows to the largest batch seen, so an idle connection holds a
+    // The buffer grows to the largest batch seen, so an idle connection keeps a
     // few slots rather than WRITE_BATCH of them.
     let mut batch = Vec::new();
     loop {

@@ -9,7 +9,7 @@
 //! (`CREATE`, `READ`, or `UPDATE` for the write step), as in deepstream.
 //! In a bulk message each name is checked on its own: denied names get their error
 //! reply, and the message goes on with the allowed names only, or not at all when none
-//! is allowed. Unsubscribing, unlistening and answering listen requests are never
+//! is allowed. Unsubscribing, unlistening and responding to listen requests are never
 //! checked, as in deepstream.
 //!
 //! Unlike deepstream 7.0, a record `ERASE` is checked as a `write` (whose rule sees no
@@ -159,16 +159,24 @@ impl Gate<'_> {
             correlation_id: &message.correlation_id,
             is_write_ack: message.is_write_ack,
         };
-        let names = match message.action() {
+        let simple = match message.action() {
             RecordAction::Subscribe
             | RecordAction::Subscribeandhead
             | RecordAction::Subscribeandread
             | RecordAction::Read
-            | RecordAction::Head => {
+            | RecordAction::Head => Some(Action::Read),
+            RecordAction::Listen => Some(Action::Listen),
+            RecordAction::Notify => Some(Action::Notify),
+            RecordAction::Create => Some(Action::Create),
+            RecordAction::Delete => Some(Action::Delete),
+            _ => None,
+        };
+        let names = match (simple, message.action()) {
+            (Some(action), _) => {
                 let data = MessageData::Absent;
                 self.allowed(
                     Section::Record,
-                    Action::Read,
+                    action,
                     origin,
                     data,
                     &message.name,
@@ -176,66 +184,16 @@ impl Gate<'_> {
                 )
                 .await?
             }
-            RecordAction::Listen => {
-                let data = MessageData::Absent;
-                self.allowed(
-                    Section::Record,
-                    Action::Listen,
-                    origin,
-                    data,
-                    &message.name,
-                    &message.names,
-                )
-                .await?
+            (None, RecordAction::Subscribecreateandread) => {
+                self.read_or_create(origin, &message).await?
             }
-            RecordAction::Notify => {
-                let data = MessageData::Absent;
-                self.allowed(
-                    Section::Record,
-                    Action::Notify,
-                    origin,
-                    data,
-                    &message.name,
-                    &message.names,
-                )
-                .await?
+            (None, RecordAction::Update | RecordAction::Patch | RecordAction::Erase) => {
+                let allowed = self.write(origin, &message, false).await;
+                return allowed.then_some(message);
             }
-            RecordAction::Create => {
-                let data = MessageData::Absent;
-                self.allowed(
-                    Section::Record,
-                    Action::Create,
-                    origin,
-                    data,
-                    &message.name,
-                    &message.names,
-                )
-                .await?
-            }
-            RecordAction::Delete => {
-                let data = MessageData::Absent;
-                self.allowed(
-                    Section::Record,
-                    Action::Delete,
-                    origin,
-                    data,
-                    &message.name,
-                    &message.names,
-                )
-                .await?
-            }
-            RecordAction::Subscribecreateandread => self.read_or_create(origin, &message).await?,
-            RecordAction::Update | RecordAction::Patch | RecordAction::Erase => {
-                if !self.write(origin, &message, false).await {
-                    return None;
-                }
-                return Some(message);
-            }
-            RecordAction::Createandupdate | RecordAction::Createandpatch => {
-                if !self.write(origin, &message, true).await {
-                    return None;
-                }
-                return Some(message);
+            (None, RecordAction::Createandupdate | RecordAction::Createandpatch) => {
+                let allowed = self.write(origin, &message, true).await;
+                return allowed.then_some(message);
             }
             _ => return Some(message),
         };

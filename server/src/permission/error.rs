@@ -225,7 +225,7 @@ pub enum RuleError {
     RecordUnavailable {
         /// The record name.
         name: String,
-        /// Why the load failed.
+        /// The reason the load failed.
         reason: String,
     },
     /// The rule still needed records after `maxRuleIterations` evaluations.

@@ -63,7 +63,7 @@
 //! ```
 //!
 //! Where this engine differs from deepstream 7.0.2 is listed in `docs/permissions.md`.
-//! The most visible: a rule allows only when its result is truthy (deepstream's
+//! The main ones: a rule allows only when its result is truthy (deepstream's
 //! message path allows every result except `false`), and rule checks are made on the
 //! syntax tree rather than with regular expressions over the text, so `'new item'`
 //! in a string is accepted and an unknown variable is an error at start-up.
@@ -423,7 +423,7 @@ impl Section {
         Section::Presence,
     ];
 
-    /// The section's key in the permission file.
+    /// Returns the section's key in the permission file.
     pub fn as_str(self) -> &'static str {
         match self {
             Section::Record => "record",
@@ -433,7 +433,7 @@ impl Section {
         }
     }
 
-    /// The actions the section has, in the order of deepstream's schema.
+    /// Returns the actions of the section, in the order of deepstream's schema.
     pub fn actions(self) -> &'static [Action] {
         match self {
             Section::Record => &[
@@ -460,14 +460,14 @@ impl Section {
         self as usize
     }
 
-    /// The position of `action` in [`Section::actions`].
+    /// Returns the position of `action` in [`Section::actions`].
     fn action_slot(self, action: Action) -> Option<usize> {
         self.actions()
             .iter()
             .position(|candidate| *candidate == action)
     }
 
-    /// The actions as a sentence fragment, for error messages.
+    /// Returns the actions as a sentence fragment, for error messages.
     fn action_list(self) -> &'static str {
         match self {
             Section::Record => "create, read, write, delete, listen and notify",
@@ -479,7 +479,7 @@ impl Section {
 }
 
 impl Action {
-    /// The action's key in the permission file.
+    /// Returns the action's key in the permission file.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
@@ -496,7 +496,7 @@ impl Action {
         }
     }
 
-    /// Whether rules of this action may read `data` (deepstream's rule table).
+    /// Returns whether rules of this action may read `data` (deepstream's rule table).
     pub fn carries_data(self) -> bool {
         matches!(
             self,
@@ -504,7 +504,7 @@ impl Action {
         )
     }
 
-    /// Whether rules of this action may read `oldData` (deepstream's rule table).
+    /// Returns whether rules of this action may read `oldData` (deepstream's rule table).
     pub fn has_old_data(self) -> bool {
         matches!(self, Action::Read | Action::Write | Action::Delete)
     }
