@@ -33,7 +33,10 @@ pub enum BenchError {
         timeout: Duration,
     },
     /// The target closed the connection before a step finished.
-    #[error("the server closed the connection while the client waited for {expected}")]
+    #[error(
+        "the server closed the connection while the client waited for {expected}; check the server log \
+         (a message over its maxMessageSize closes the connection)"
+    )]
     Closed {
         /// The message the step waited for.
         expected: &'static str,

@@ -96,7 +96,7 @@ struct TargetArgs {
     /// Process id of the server, to measure memory per connection from its VmRSS.
     #[arg(long)]
     pid: Option<u32>,
-    /// Tiny loads that finish in a second or two.
+    /// Tiny loads that finish in about ten seconds.
     #[arg(long)]
     smoke: bool,
     /// Run only this workload.
@@ -204,7 +204,7 @@ async fn target(args: TargetArgs) -> Result<(), BenchError> {
         Ok(())
     } else {
         Err(BenchError::Server(format!(
-            "{} workloads failed",
+            "workloads failed: {}",
             result.errors.len()
         )))
     }
