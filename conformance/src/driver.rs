@@ -18,13 +18,25 @@ use crate::scenario::contains;
 /// Time a driver gets to exit after its stdin closes.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A client implementation, started as one process per scenario client.
+/// A column of client implementations: one implementation, or several that
+/// the scenario's clients take in turn (`rust+js` drives the first client
+/// with Rust, the second with JavaScript, the third with Rust again).
 #[derive(Debug, Clone)]
 pub struct DriverKind {
     /// The name used in the matrix and in expected-failures.yml.
     pub label: String,
-    /// Program and arguments that start a driver.
-    pub command: Vec<String>,
+    /// Program and arguments that start each implementation's driver.
+    pub commands: Vec<Vec<String>>,
+}
+
+impl DriverKind {
+    /// Returns the program and arguments for the scenario client at `index`.
+    pub fn command_for(&self, index: usize) -> &[String] {
+        match self.commands.len() {
+            0 => &[],
+            count => &self.commands[index % count],
+        }
+    }
 }
 
 /// A running driver process.
@@ -40,9 +52,10 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts a driver for the scenario client `client` and connects it to `url`.
+    /// Starts a driver with `command` for the scenario client `client` and
+    /// connects it to `url`.
     pub async fn start(
-        kind: &DriverKind,
+        command: &[String],
         client: &str,
         url: &str,
     ) -> Result<Driver, ConformanceError> {
@@ -50,8 +63,7 @@ impl Driver {
             client: client.to_owned(),
             reason,
         };
-        let (program, arguments) = kind
-            .command
+        let (program, arguments) = command
             .split_first()
             .ok_or_else(|| driver_error("empty driver command".to_owned()))?;
         let mut child = Command::new(program)
@@ -103,9 +115,19 @@ impl Driver {
     /// first are kept for [`Driver::observe`].
     pub async fn command(
         &mut self,
-        mut command: serde_json::Map<String, Value>,
+        command: serde_json::Map<String, Value>,
         within: Duration,
     ) -> Result<Value, String> {
+        let id = self.send(command).await?;
+        self.reply(id, within).await
+    }
+
+    /// Sends a command without waiting for its reply, and returns its id for
+    /// [`Driver::reply`].
+    pub async fn send(
+        &mut self,
+        mut command: serde_json::Map<String, Value>,
+    ) -> Result<u64, String> {
         let id = self.next_id;
         self.next_id += 1;
         command.insert("id".to_owned(), json!(id));
@@ -115,7 +137,12 @@ impl Driver {
             .write_all(line.as_bytes())
             .await
             .map_err(|error| format!("writing to the driver failed: {error}"))?;
+        Ok(id)
+    }
 
+    /// Waits for the reply to the command `id`. Observations that arrive
+    /// first are kept for [`Driver::observe`].
+    pub async fn reply(&mut self, id: u64, within: Duration) -> Result<Value, String> {
         let reply = json!({"kind": "reply", "id": id});
         let deadline = tokio::time::Instant::now() + within;
         loop {

@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod error;
+pub mod postgres;
 pub mod report;
 pub mod run;
 pub mod rust_driver;

@@ -28,8 +28,9 @@ struct Arguments {
     /// Scenarios that need their own server config are skipped there.
     #[arg(long)]
     url: Option<String>,
-    /// Comma-separated clients: `rust` and `js`.
-    #[arg(long, value_delimiter = ',', default_value = "rust,js")]
+    /// Comma-separated client columns: `rust`, `js`, or a mix such as
+    /// `rust+js`, whose scenario clients take the listed drivers in turn.
+    #[arg(long, value_delimiter = ',', default_value = "rust,js,rust+js,js+rust")]
     client: Vec<String>,
     /// Runs only the scenarios whose name contains this text.
     #[arg(long)]
@@ -224,30 +225,38 @@ fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, Confo
     Ok(targets)
 }
 
+/// Builds the client columns: `rust`, `js`, and mixes of them joined by `+`.
 fn drivers(names: &[String], workspace: &Path) -> Result<Vec<DriverKind>, ConformanceError> {
     let mut drivers = Vec::new();
     for name in names {
-        let command = match name.as_str() {
-            "rust" => {
-                let exe = std::env::current_exe().map_err(|source| ConformanceError::Io {
-                    action: "finding this program's path".to_owned(),
-                    source,
-                })?;
-                vec![exe.display().to_string(), DRIVE_RUST.to_owned()]
-            }
-            "js" => js_driver(workspace)?,
-            "" => continue,
-            other => {
-                return Err(ConformanceError::Driver {
-                    client: other.to_owned(),
-                    reason: "unknown client: use `rust` or `js`".to_owned(),
-                });
-            }
-        };
+        if name.is_empty() {
+            continue;
+        }
+        let mut commands = Vec::new();
+        for part in name.split('+') {
+            commands.push(driver_command(part, workspace)?);
+        }
         drivers.push(DriverKind {
             label: name.clone(),
-            command,
+            commands,
         });
     }
     Ok(drivers)
+}
+
+fn driver_command(name: &str, workspace: &Path) -> Result<Vec<String>, ConformanceError> {
+    match name {
+        "rust" => {
+            let exe = std::env::current_exe().map_err(|source| ConformanceError::Io {
+                action: "finding this program's path".to_owned(),
+                source,
+            })?;
+            Ok(vec![exe.display().to_string(), DRIVE_RUST.to_owned()])
+        }
+        "js" => js_driver(workspace),
+        other => Err(ConformanceError::Driver {
+            client: other.to_owned(),
+            reason: "unknown client: use `rust`, `js`, or a mix such as `rust+js`".to_owned(),
+        }),
+    }
 }

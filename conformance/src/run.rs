@@ -2,9 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use crate::driver::{Driver, DriverKind};
-use crate::scenario::{ExpectedReply, Scenario, Step, contains};
-use crate::target::Target;
+use crate::postgres::{Layout, Postgres};
+use crate::scenario::{CommandStep, ExpectedReply, Scenario, Step, StorageKind, contains};
+use crate::target::{ServerSetup, Target, free_port};
 
 /// The outcome of one scenario in one cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,24 +20,80 @@ pub enum Outcome {
     Skip(String),
 }
 
-/// Runs `scenario` with every client driven by `kind` against `target`.
+/// What the steps of one scenario run use: the drivers by client name, the
+/// results saved by `save`, and the storage that `storage-set` writes to.
+struct Cell<'a> {
+    drivers: BTreeMap<String, Driver>,
+    saved: BTreeMap<String, Value>,
+    storage: Option<(&'a Postgres, Layout)>,
+}
+
+/// Runs `scenario` against `target`, with its clients driven by the
+/// implementations of `kind`.
 pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKind) -> Outcome {
-    if scenario.users.is_some() && matches!(target, Target::Url(_)) {
-        return Outcome::Skip(
-            "needs its own server config, which a URL target cannot take".to_owned(),
-        );
-    }
-    let mut server = match target.start(scenario.users.as_ref()).await {
-        Ok(server) => server,
-        Err(error) => return Outcome::Fail(error.to_string()),
+    let needs_config =
+        scenario.users.is_some() || scenario.permissions.is_some() || scenario.storage.is_some();
+    let layout = match target {
+        Target::Url(_) if needs_config => {
+            return Outcome::Skip(
+                "needs its own server config, which a URL target cannot take".to_owned(),
+            );
+        }
+        Target::Node { .. } => Layout::NodeConnector,
+        _ => Layout::Ours,
     };
 
-    let mut drivers = BTreeMap::new();
+    let mut postgres = None;
+    if scenario.storage == Some(StorageKind::Postgres) {
+        let started = match free_port() {
+            Ok(port) => Postgres::start(port).await,
+            Err(error) => return Outcome::Fail(format!("no free port for postgres: {error}")),
+        };
+        match started {
+            Ok(started) => postgres = Some(started),
+            Err(error) => return Outcome::Fail(error.to_string()),
+        }
+    }
+    let setup = ServerSetup {
+        users: scenario.users.as_ref(),
+        permissions: scenario.permissions.as_deref(),
+        postgres_port: postgres.as_ref().map(Postgres::port),
+    };
+    let outcome = match target.start(setup).await {
+        Ok(mut server) => {
+            let storage = postgres.as_ref().map(|postgres| (postgres, layout));
+            let outcome = run_clients(scenario, kind, &server.url, storage).await;
+            if let Outcome::Fail(reason) = &outcome {
+                tracing::debug!(scenario = %scenario.name, %reason, log = %server.log_tail(), "scenario failed");
+            }
+            server.stop().await;
+            outcome
+        }
+        Err(error) => Outcome::Fail(error.to_string()),
+    };
+    if let Some(mut postgres) = postgres {
+        postgres.stop().await;
+    }
+    outcome
+}
+
+/// Starts one driver per scenario client, runs the steps and stops the drivers.
+async fn run_clients(
+    scenario: &Scenario,
+    kind: &DriverKind,
+    url: &str,
+    storage: Option<(&Postgres, Layout)>,
+) -> Outcome {
+    let mut cell = Cell {
+        drivers: BTreeMap::new(),
+        saved: BTreeMap::new(),
+        storage,
+    };
     let mut outcome = Outcome::Pass;
-    for client in &scenario.clients {
-        match Driver::start(kind, client, &server.url).await {
+    for (index, client) in scenario.clients.iter().enumerate() {
+        match Driver::start(kind.command_for(index), client, url).await {
             Ok(driver) => {
-                drivers.insert(client.clone(), driver);
+                cell.drivers.insert(client.clone(), driver);
             }
             Err(error) => {
                 outcome = Outcome::Fail(error.to_string());
@@ -43,43 +102,46 @@ pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKin
         }
     }
     if outcome == Outcome::Pass {
-        outcome = run_steps(scenario, &mut drivers).await;
+        outcome = run_steps(scenario, &mut cell).await;
     }
-
-    for driver in drivers.into_values() {
+    for driver in cell.drivers.into_values() {
         driver.stop().await;
     }
-    if let Outcome::Fail(reason) = &outcome {
-        tracing::debug!(scenario = %scenario.name, %reason, log = %server.log_tail(), "scenario failed");
-    }
-    server.stop().await;
     outcome
 }
 
-async fn run_steps(scenario: &Scenario, drivers: &mut BTreeMap<String, Driver>) -> Outcome {
+async fn run_steps(scenario: &Scenario, cell: &mut Cell<'_>) -> Outcome {
     for (index, step) in scenario.steps.iter().enumerate() {
-        if let Err(reason) = run_step(step, drivers).await {
+        if let Err(reason) = run_step(step, cell).await {
             return Outcome::Fail(format!("step {}: {reason}", index + 1));
         }
     }
     Outcome::Pass
 }
 
-async fn run_step(step: &Step, drivers: &mut BTreeMap<String, Driver>) -> Result<(), String> {
+async fn run_step(step: &Step, cell: &mut Cell<'_>) -> Result<(), String> {
     match step {
         Step::Wait(duration) => {
             tokio::time::sleep(*duration).await;
             Ok(())
         }
-        Step::Command {
-            client,
-            command,
-            reply,
-            within,
-        } => {
-            let driver = driver_of(drivers, client)?;
-            let actual = driver.command(command.clone(), *within).await?;
-            check_reply(client, command, reply, &actual)
+        Step::Command(command) => {
+            let driver = driver_of(&mut cell.drivers, &command.client)?;
+            let id = driver.send(command.command.clone()).await?;
+            finish_command(command, id, cell).await
+        }
+        Step::Together(commands) => {
+            // Every command goes out before any reply is awaited, so the
+            // drivers run them at the same time.
+            let mut ids = Vec::with_capacity(commands.len());
+            for command in commands {
+                let driver = driver_of(&mut cell.drivers, &command.client)?;
+                ids.push(driver.send(command.command.clone()).await?);
+            }
+            for (command, id) in commands.iter().zip(ids) {
+                finish_command(command, id, cell).await?;
+            }
+            Ok(())
         }
         Step::Observe {
             client,
@@ -87,7 +149,7 @@ async fn run_step(step: &Step, drivers: &mut BTreeMap<String, Driver>) -> Result
             absent,
             within,
         } => {
-            let driver = driver_of(drivers, client)?;
+            let driver = driver_of(&mut cell.drivers, client)?;
             let found = driver.observe(pattern, *within).await?;
             match (found, absent) {
                 (Some(_), false) | (None, true) => Ok(()),
@@ -97,11 +159,36 @@ async fn run_step(step: &Step, drivers: &mut BTreeMap<String, Driver>) -> Result
                 (None, false) => Err(format!(
                     "{client} observed nothing like {pattern} within {} ms; unmatched: {}",
                     within.as_millis(),
-                    serde_json::Value::Array(driver.unmatched())
+                    Value::Array(driver.unmatched())
                 )),
             }
         }
+        Step::StorageSet {
+            name,
+            version,
+            data,
+        } => {
+            // Scenario parsing allows `storage-set` only with `storage`, and
+            // the cell has a storage whenever the scenario sets one.
+            let (postgres, layout) = cell
+                .storage
+                .ok_or("`storage-set` without a storage in this cell")?;
+            postgres.write_record(layout, name, *version, data).await
+        }
     }
+}
+
+/// Waits for the reply to a command sent with `id`, checks it, and saves its
+/// result when the step asks.
+async fn finish_command(command: &CommandStep, id: u64, cell: &mut Cell<'_>) -> Result<(), String> {
+    let driver = driver_of(&mut cell.drivers, &command.client)?;
+    let actual = driver.reply(id, command.within).await?;
+    check_reply(command, &actual, &cell.saved)?;
+    if let Some(save) = &command.save {
+        let result = actual.get("result").cloned().unwrap_or(Value::Null);
+        cell.saved.insert(save.clone(), result);
+    }
+    Ok(())
 }
 
 fn driver_of<'a>(
@@ -116,29 +203,38 @@ fn driver_of<'a>(
 }
 
 fn check_reply(
-    client: &str,
-    command: &serde_json::Map<String, serde_json::Value>,
-    expected: &ExpectedReply,
-    actual: &serde_json::Value,
+    step: &CommandStep,
+    actual: &Value,
+    saved: &BTreeMap<String, Value>,
 ) -> Result<(), String> {
     let error = actual.get("error").filter(|error| !error.is_null());
-    let result = actual.get("result").unwrap_or(&serde_json::Value::Null);
-    let operation = command.get("op").and_then(|op| op.as_str()).unwrap_or("?");
-    let matches = match (expected, error) {
+    let result = actual.get("result").unwrap_or(&Value::Null);
+    let operation = step
+        .command
+        .get("op")
+        .and_then(|op| op.as_str())
+        .unwrap_or("?");
+    let matches = match (&step.reply, error) {
         (ExpectedReply::Success, None) => true,
         (ExpectedReply::Result(value), None) => contains(result, value),
+        (ExpectedReply::Equals(name), None) => saved.get(name) == Some(result),
         (ExpectedReply::Error(code), Some(error)) => error.as_str() == Some(code.as_str()),
         _ => false,
     };
     if matches {
         return Ok(());
     }
-    let wanted = match expected {
+    let wanted = match &step.reply {
         ExpectedReply::Success => "success".to_owned(),
         ExpectedReply::Result(value) => format!("result {value}"),
+        ExpectedReply::Equals(name) => format!(
+            "the result saved as {name} ({})",
+            saved.get(name).unwrap_or(&Value::Null)
+        ),
         ExpectedReply::Error(code) => format!("error {code}"),
     };
     Err(format!(
-        "{client} {operation}: expected {wanted}, got {actual}"
+        "{} {operation}: expected {wanted}, got {actual}",
+        step.client
     ))
 }

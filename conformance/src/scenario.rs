@@ -26,24 +26,30 @@ pub struct Scenario {
     pub clients: Vec<String>,
     /// Users and passwords for file authentication, when the scenario sets them.
     pub users: Option<BTreeMap<String, String>>,
+    /// The permissions file's content, when the scenario sets one.
+    pub permissions: Option<String>,
+    /// The storage the server keeps records in, when the scenario names one.
+    pub storage: Option<StorageKind>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+}
+
+/// A storage behind the server that the runner starts and can write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// A PostgreSQL server in a temporary folder.
+    Postgres,
 }
 
 /// One step of a scenario.
 #[derive(Debug, Clone)]
 pub enum Step {
     /// Sends a command to a client's driver and checks its reply.
-    Command {
-        /// The client that runs the command.
-        client: String,
-        /// The command line sent to the driver, without its `id`.
-        command: serde_json::Map<String, Value>,
-        /// The reply the step expects.
-        reply: ExpectedReply,
-        /// Time limit for the reply.
-        within: Duration,
-    },
+    Command(CommandStep),
+    /// Sends several commands before waiting for any reply, so that they run
+    /// at the same time, then checks each reply.
+    Together(Vec<CommandStep>),
     /// Waits for an observation of a client that contains `pattern`.
     Observe {
         /// The client whose observations are searched.
@@ -57,6 +63,30 @@ pub enum Step {
     },
     /// Pauses the scenario.
     Wait(Duration),
+    /// Writes a record straight into the storage, bypassing the server.
+    StorageSet {
+        /// The record name.
+        name: String,
+        /// The version to store.
+        version: i32,
+        /// The data to store.
+        data: Value,
+    },
+}
+
+/// A command for one client's driver and the reply it expects.
+#[derive(Debug, Clone)]
+pub struct CommandStep {
+    /// The client that runs the command.
+    pub client: String,
+    /// The command line sent to the driver, without its `id`.
+    pub command: serde_json::Map<String, Value>,
+    /// The reply the step expects.
+    pub reply: ExpectedReply,
+    /// Name under which the reply's result is kept for a later `equals`.
+    pub save: Option<String>,
+    /// Time limit for the reply.
+    pub within: Duration,
 }
 
 /// The reply a command step expects.
@@ -68,6 +98,8 @@ pub enum ExpectedReply {
     Result(Value),
     /// Failure with this error code.
     Error(String),
+    /// Success with a result equal to the one saved under this name.
+    Equals(String),
 }
 
 /// A step as written in the file, before checking.
@@ -78,6 +110,8 @@ struct RawStep {
     operation: String,
     result: Option<Value>,
     error: Option<String>,
+    save: Option<String>,
+    equals: Option<String>,
     within_ms: Option<u64>,
     #[serde(rename = "match")]
     pattern: Option<Value>,
@@ -95,7 +129,19 @@ struct RawScenario {
     clients: Vec<String>,
     #[serde(default)]
     users: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    permissions: Option<serde_yaml::Value>,
+    #[serde(default)]
+    storage: Option<StorageKind>,
     steps: Vec<RawStep>,
+}
+
+/// What step checking needs to know about the whole scenario.
+struct Context<'a> {
+    clients: &'a [String],
+    storage: Option<StorageKind>,
+    /// Names saved by earlier steps.
+    saved: Vec<String>,
 }
 
 impl Scenario {
@@ -121,9 +167,22 @@ impl Scenario {
         if raw.clients.is_empty() {
             return Err("`clients` must name at least one client".to_owned());
         }
+        let permissions = match raw.permissions {
+            None => None,
+            Some(rules @ serde_yaml::Value::Mapping(_)) => Some(
+                serde_yaml::to_string(&rules)
+                    .map_err(|error| format!("`permissions` cannot be written: {error}"))?,
+            ),
+            Some(_) => return Err("`permissions` must be a mapping of sections".to_owned()),
+        };
+        let mut context = Context {
+            clients: &raw.clients,
+            storage: raw.storage,
+            saved: Vec::new(),
+        };
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (index, step) in raw.steps.into_iter().enumerate() {
-            let step = check_step(step, &raw.clients)
+            let step = check_step(step, &mut context)
                 .map_err(|reason| format!("step {}: {reason}", index + 1))?;
             steps.push(step);
         }
@@ -132,34 +191,39 @@ impl Scenario {
             description: raw.description,
             clients: raw.clients,
             users: raw.users,
+            permissions,
+            storage: raw.storage,
             steps,
         })
     }
 }
 
-fn check_step(raw: RawStep, clients: &[String]) -> Result<Step, String> {
-    let within = match raw.within_ms {
-        Some(ms) => Duration::from_millis(checked_ms(ms, "within_ms")?),
-        None => DEFAULT_WITHIN,
-    };
-    if raw.operation == "wait" {
-        let ms = raw.ms.ok_or("`wait` needs `ms`")?;
-        return Ok(Step::Wait(Duration::from_millis(checked_ms(ms, "ms")?)));
+fn check_step(raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
+    match raw.operation.as_str() {
+        "wait" => {
+            let ms = raw.ms.ok_or("`wait` needs `ms`")?;
+            Ok(Step::Wait(Duration::from_millis(checked_ms(ms, "ms")?)))
+        }
+        "together" => check_together(raw, context),
+        "storage-set" => check_storage_set(raw, context),
+        "observe" => {
+            let within = within(&raw)?;
+            let client = checked_client(raw.client, context)?;
+            let pattern = raw.pattern.ok_or("`observe` needs `match`")?;
+            Ok(Step::Observe {
+                client,
+                pattern,
+                absent: raw.absent,
+                within,
+            })
+        }
+        _ => check_command(raw, context).map(Step::Command),
     }
+}
 
-    let client = raw.client.ok_or("`client` is missing")?;
-    if !clients.contains(&client) {
-        return Err(format!("client {client:?} is not listed in `clients`"));
-    }
-    if raw.operation == "observe" {
-        let pattern = raw.pattern.ok_or("`observe` needs `match`")?;
-        return Ok(Step::Observe {
-            client,
-            pattern,
-            absent: raw.absent,
-            within,
-        });
-    }
+fn check_command(raw: RawStep, context: &mut Context<'_>) -> Result<CommandStep, String> {
+    let within = within(&raw)?;
+    let client = checked_client(raw.client, context)?;
     if raw.pattern.is_some() || raw.absent || raw.ms.is_some() {
         return Err(format!(
             "`match`, `absent` and `ms` do not apply to `{}`",
@@ -167,20 +231,111 @@ fn check_step(raw: RawStep, clients: &[String]) -> Result<Step, String> {
         ));
     }
 
-    let reply = match (raw.result, raw.error) {
-        (Some(_), Some(_)) => return Err("set `result` or `error`, not both".to_owned()),
-        (Some(result), None) => ExpectedReply::Result(result),
-        (None, Some(code)) => ExpectedReply::Error(code),
-        (None, None) => ExpectedReply::Success,
+    let reply = match (raw.result, raw.error, raw.equals) {
+        (None, None, None) => ExpectedReply::Success,
+        (Some(result), None, None) => ExpectedReply::Result(result),
+        (None, Some(code), None) => ExpectedReply::Error(code),
+        (None, None, Some(saved)) => {
+            if !context.saved.contains(&saved) {
+                return Err(format!("`equals: {saved}` names no result saved before"));
+            }
+            ExpectedReply::Equals(saved)
+        }
+        _ => return Err("set one of `result`, `error` or `equals`, not several".to_owned()),
     };
+    if let Some(save) = &raw.save {
+        context.saved.push(save.clone());
+    }
     let mut command = raw.arguments;
     command.insert("op".to_owned(), Value::String(raw.operation));
-    Ok(Step::Command {
+    Ok(CommandStep {
         client,
         command,
         reply,
+        save: raw.save,
         within,
     })
+}
+
+/// Checks a `together` step: its `steps` must all be commands.
+fn check_together(mut raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
+    let inner = raw
+        .arguments
+        .remove("steps")
+        .ok_or("`together` needs `steps`")?;
+    if raw.client.is_some() || !raw.arguments.is_empty() {
+        return Err("`together` takes only `steps`; put clients and arguments in them".to_owned());
+    }
+    let Value::Array(inner) = inner else {
+        return Err("`steps` of `together` must be a list".to_owned());
+    };
+    if inner.len() < 2 {
+        return Err("`together` needs at least two steps".to_owned());
+    }
+    let mut commands = Vec::with_capacity(inner.len());
+    for (index, step) in inner.into_iter().enumerate() {
+        let step: RawStep = serde_json::from_value(step)
+            .map_err(|error| format!("inner step {}: {error}", index + 1))?;
+        if matches!(
+            step.operation.as_str(),
+            "wait" | "observe" | "together" | "storage-set"
+        ) {
+            return Err(format!(
+                "inner step {}: `{}` cannot run inside `together`; only commands can",
+                index + 1,
+                step.operation
+            ));
+        }
+        let command = check_command(step, context)
+            .map_err(|reason| format!("inner step {}: {reason}", index + 1))?;
+        commands.push(command);
+    }
+    Ok(Step::Together(commands))
+}
+
+/// Checks a `storage-set` step, which needs a scenario `storage`.
+fn check_storage_set(mut raw: RawStep, context: &Context<'_>) -> Result<Step, String> {
+    if context.storage.is_none() {
+        return Err("`storage-set` needs `storage: postgres` in the scenario".to_owned());
+    }
+    let name = match raw.arguments.remove("name") {
+        Some(Value::String(name)) if !name.is_empty() => name,
+        _ => return Err("`storage-set` needs a non-empty `name`".to_owned()),
+    };
+    let version = raw
+        .arguments
+        .remove("version")
+        .and_then(|version| version.as_i64())
+        .and_then(|version| i32::try_from(version).ok())
+        .filter(|version| *version > 0)
+        .ok_or("`storage-set` needs a positive integer `version`")?;
+    let data = raw
+        .arguments
+        .remove("data")
+        .ok_or("`storage-set` needs `data`")?;
+    if let Some(extra) = raw.arguments.keys().next() {
+        return Err(format!("`storage-set` does not take `{extra}`"));
+    }
+    Ok(Step::StorageSet {
+        name,
+        version,
+        data,
+    })
+}
+
+fn checked_client(client: Option<String>, context: &Context<'_>) -> Result<String, String> {
+    let client = client.ok_or("`client` is missing")?;
+    if !context.clients.contains(&client) {
+        return Err(format!("client {client:?} is not listed in `clients`"));
+    }
+    Ok(client)
+}
+
+fn within(raw: &RawStep) -> Result<Duration, String> {
+    match raw.within_ms {
+        Some(ms) => Ok(Duration::from_millis(checked_ms(ms, "within_ms")?)),
+        None => Ok(DEFAULT_WITHIN),
+    }
 }
 
 fn checked_ms(ms: u64, field: &str) -> Result<u64, String> {
@@ -241,13 +396,121 @@ steps:
         let scenario = Scenario::parse("valid", VALID).expect("valid scenario");
         assert_eq!(scenario.clients, ["a", "b"]);
         assert_eq!(scenario.steps.len(), 5);
-        let Step::Command { command, reply, .. } = &scenario.steps[1] else {
+        let Step::Command(step) = &scenario.steps[1] else {
             panic!("step 2 is not a command: {:?}", scenario.steps[1]);
         };
-        assert_eq!(command.get("op"), Some(&json!("make")));
-        assert_eq!(command.get("data"), Some(&json!([1, 2])));
-        assert_eq!(*reply, ExpectedReply::Result(json!(3)));
+        assert_eq!(step.command.get("op"), Some(&json!("make")));
+        assert_eq!(step.command.get("data"), Some(&json!([1, 2])));
+        assert_eq!(step.reply, ExpectedReply::Result(json!(3)));
         assert!(matches!(scenario.steps[4], Step::Wait(d) if d == Duration::from_millis(10)));
+    }
+
+    const WITH_EXTRAS: &str = "
+description: extras
+clients: [a, b]
+storage: postgres
+permissions:
+  event:
+    '*': {publish: true, subscribe: true, listen: true}
+steps:
+  - do: together
+    steps:
+      - {client: a, do: record-set, name: r, data: {x: 1}, ack: false}
+      - {client: b, do: record-set, name: r, data: {x: 2}, ack: false}
+  - {client: a, do: record-get, name: r, save: seen-by-a}
+  - {client: b, do: record-get, name: r, equals: seen-by-a}
+  - {do: storage-set, name: r, version: 9, data: {x: 3}}
+";
+
+    #[test]
+    fn parse_together_save_and_storage() {
+        let scenario = Scenario::parse("extras", WITH_EXTRAS).expect("valid scenario");
+        assert_eq!(scenario.storage, Some(StorageKind::Postgres));
+        let permissions = scenario.permissions.as_deref().unwrap_or_default();
+        assert!(permissions.contains("publish: true"), "{permissions}");
+
+        let Step::Together(commands) = &scenario.steps[0] else {
+            panic!("step 1 is not `together`: {:?}", scenario.steps[0]);
+        };
+        assert_eq!(commands.len(), 2);
+        assert_eq!(commands[1].client, "b");
+        assert_eq!(commands[1].command.get("ack"), Some(&json!(false)));
+
+        let Step::Command(saving) = &scenario.steps[1] else {
+            panic!("step 2 is not a command: {:?}", scenario.steps[1]);
+        };
+        assert_eq!(saving.save.as_deref(), Some("seen-by-a"));
+        let Step::Command(comparing) = &scenario.steps[2] else {
+            panic!("step 3 is not a command: {:?}", scenario.steps[2]);
+        };
+        assert_eq!(
+            comparing.reply,
+            ExpectedReply::Equals("seen-by-a".to_owned())
+        );
+        assert!(matches!(
+            &scenario.steps[3],
+            Step::StorageSet { name, version: 9, data } if name == "r" && data == &json!({"x": 3})
+        ));
+    }
+
+    #[test]
+    fn parse_rejects_bad_extras() {
+        let header = "description: x\nclients: [a, b]\n";
+        let cases = [
+            (
+                "steps: [{client: a, do: make, equals: nothing}]",
+                "names no result",
+            ),
+            (
+                "steps: [{client: a, do: make, result: 1, equals: x}]",
+                "not several",
+            ),
+            (
+                "steps: [{do: together, steps: [{client: a, do: make}]}]",
+                "at least two",
+            ),
+            ("steps: [{do: together}]", "needs `steps`"),
+            ("steps: [{do: together, steps: 3}]", "must be a list"),
+            (
+                "steps: [{do: together, client: a, steps: []}]",
+                "takes only `steps`",
+            ),
+            (
+                "steps: [{do: together, steps: [{client: a, do: make}, {do: wait, ms: 1}]}]",
+                "cannot run inside",
+            ),
+            (
+                "steps: [{do: together, steps: [{client: a, do: make}, {client: z, do: make}]}]",
+                "inner step 2",
+            ),
+            (
+                "steps: [{do: storage-set, name: r, version: 1, data: 1}]",
+                "needs `storage",
+            ),
+            (
+                "storage: postgres\nsteps: [{do: storage-set, name: r, version: 0, data: 1}]",
+                "positive integer",
+            ),
+            (
+                "storage: postgres\nsteps: [{do: storage-set, version: 1, data: 1}]",
+                "non-empty `name`",
+            ),
+            (
+                "storage: postgres\nsteps: [{do: storage-set, name: r, version: 1}]",
+                "needs `data`",
+            ),
+            (
+                "storage: postgres\nsteps: [{do: storage-set, name: r, version: 1, data: 1, x: 2}]",
+                "does not take `x`",
+            ),
+            ("storage: redis\nsteps: []", "unknown variant"),
+            ("permissions: [1]\nsteps: []", "must be a mapping"),
+        ];
+        for (body, message) in cases {
+            let text = format!("{header}{body}");
+            let error = Scenario::parse("bad", &text).expect_err(&text);
+            assert!(error.contains(message), "{text:?} gave {error:?}");
+        }
     }
 
     #[test]
@@ -280,7 +543,7 @@ steps:
             ),
             (
                 "description: x\nclients: [a]\nsteps: [{client: a, do: make, result: 1, error: E}]",
-                "not both",
+                "not several",
             ),
             (
                 "description: x\nclients: [a]\nextra: 1\nsteps: []",

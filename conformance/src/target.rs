@@ -24,6 +24,18 @@ const SERVER_LIFETIME: Duration = Duration::from_secs(300);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a scenario asks of the server's config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSetup<'a> {
+    /// Users and passwords for file authentication; open authentication when `None`.
+    pub users: Option<&'a BTreeMap<String, String>>,
+    /// The permissions file's content; no permission checks when `None`.
+    pub permissions: Option<&'a str>,
+    /// The port of a PostgreSQL server on 127.0.0.1 to keep records in;
+    /// the server's default storage when `None`.
+    pub postgres_port: Option<u16>,
+}
+
 /// The server a scenario's clients connect to.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -51,13 +63,10 @@ impl Target {
         }
     }
 
-    /// Starts the server for one scenario, with file authentication when
-    /// `users` is set. For a URL target it starts nothing and ignores
-    /// `users`, so callers skip scenarios that set `users` there.
-    pub async fn start(
-        &self,
-        users: Option<&BTreeMap<String, String>>,
-    ) -> Result<RunningServer, ConformanceError> {
+    /// Starts the server for one scenario with the config `setup` asks for.
+    /// For a URL target it starts nothing and ignores `setup`, so callers
+    /// skip scenarios that need a config there.
+    pub async fn start(&self, setup: ServerSetup<'_>) -> Result<RunningServer, ConformanceError> {
         let (program, mut arguments) = match self {
             Target::Url(url) => {
                 return Ok(RunningServer {
@@ -78,7 +87,7 @@ impl Target {
             self.label(),
             std::process::id()
         ));
-        write_config(&folder, port, users).map_err(|error| {
+        write_config(&folder, port, setup).map_err(|error| {
             self.error(format!("writing config in {}: {error}", folder.display()))
         })?;
         arguments.extend(server_arguments(&folder.join("config.yml"), port));
@@ -218,15 +227,11 @@ fn server_arguments(config: &Path, port: u16) -> Vec<String> {
 }
 
 /// Writes a config.yml that both servers read: the binary WebSocket endpoint
-/// only (the Node.js defaults would also open other endpoints on 0.0.0.0), no
-/// permissions, and open or file authentication.
-fn write_config(
-    folder: &Path,
-    port: u16,
-    users: Option<&BTreeMap<String, String>>,
-) -> std::io::Result<()> {
+/// only (the Node.js defaults would also open other endpoints on 0.0.0.0),
+/// open or file authentication, and the permissions and storage of `setup`.
+fn write_config(folder: &Path, port: u16, setup: ServerSetup<'_>) -> std::io::Result<()> {
     std::fs::create_dir_all(folder)?;
-    let auth = match users {
+    let auth = match setup.users {
         None => "auth:\n  - type: none\n".to_owned(),
         Some(users) => {
             let mut file = String::new();
@@ -239,20 +244,39 @@ fn write_config(
             "auth:\n  - type: file\n    options:\n      users: fileLoad(users.yml)\n".to_owned()
         }
     };
+    let permission = match setup.permissions {
+        None => "permission:\n  type: none\n".to_owned(),
+        Some(rules) => {
+            std::fs::write(folder.join("permissions.yml"), rules)?;
+            "permission:\n  type: config\n  options:\n    permissions: fileLoad(permissions.yml)\n"
+                .to_owned()
+        }
+    };
+    // Both servers read deepstream's PostgreSQL connector options; ours
+    // ignores the connector's table layout settings and keeps one table.
+    let storage = match setup.postgres_port {
+        None => String::new(),
+        Some(postgres_port) => format!(
+            "storage:\n  name: postgres\n  options:\n    host: \"{HOST}\"\n    port: {postgres_port}\n    \
+             user: {user}\n    database: {database}\n    schema: {schema}\n",
+            user = crate::postgres::SUPERUSER,
+            database = crate::postgres::DATABASE,
+            schema = crate::postgres::SCHEMA,
+        ),
+    };
     let config = format!(
         "serverName: conformance-{port}\n\
          showLogo: false\n\
          logLevel: WARN\n\
          httpServer:\n  type: default\n  options:\n    host: \"{HOST}\"\n    port: {port}\n    healthCheckPath: \"/health-check\"\n\
          connectionEndpoints:\n  - type: ws-binary\n    options:\n      urlPath: \"/deepstream\"\n\
-         {auth}\
-         permission:\n  type: none\n"
+         {auth}{permission}{storage}"
     );
     std::fs::write(folder.join("config.yml"), config)
 }
 
 /// Finds a free TCP port on 127.0.0.1 by binding port 0 and releasing it.
-fn free_port() -> std::io::Result<u16> {
+pub fn free_port() -> std::io::Result<u16> {
     let probe = TcpListener::bind(SocketAddr::from((HOST, 0)))?;
     Ok(probe.local_addr()?.port())
 }
