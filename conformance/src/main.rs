@@ -181,7 +181,7 @@ fn print_cell(cell: &Cell, verdict: Verdict) {
         Outcome::Fail(reason) | Outcome::Skip(reason) => format!("  {reason}"),
     };
     println!(
-        "{:<28} {:>5} → {:<5} {}{detail}",
+        "{:<28} {:>7} → {:<5} {}{detail}",
         cell.scenario,
         cell.client,
         cell.target,

@@ -19,28 +19,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
 
-use deepstream_client::core::{ConnectionState, LoginError, Options, SessionError};
+use deepstream_client::core::{ConnectionState, Options, SessionError};
 use deepstream_client::tokio::{Client, ListenRequest};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use command::Command;
 use failure::Failure;
 use records::Opened;
-
-/// How long a rejected login waits for the client to close because of too
-/// many attempts. Our server and the Node.js server 7.x queue
-/// `TOO_MANY_AUTH_ATTEMPTS` right behind the `AUTH_UNSUCCESSFUL` that ends
-/// the client's login, so the state change normally follows within
-/// milliseconds.
-///
-/// NOTE: on a machine too loaded to handle the second frame within this
-/// time, the login fails as `LOGIN_REJECTED` instead.
-const TOO_MANY_ATTEMPTS_GRACE: Duration = Duration::from_millis(200);
 
 /// Runs the driver until stdin closes.
 pub async fn run() -> std::io::Result<()> {
@@ -156,6 +145,10 @@ impl Connection {
             .map_err(|error| Failure::new("CONNECT_FAILED", error.to_string()))?;
         let mut tasks = JoinSet::new();
         tasks.spawn(forward_errors(client.errors(), observations.clone()));
+        tasks.spawn(report_too_many_attempts(
+            client.state_changes(),
+            observations.clone(),
+        ));
         Ok(Connection {
             client,
             opened: HashMap::new(),
@@ -215,25 +208,11 @@ impl Connection {
                 "the client is closed for good ({state:?}) and cannot log in"
             )));
         }
-        let mut states = self.client.state_changes();
-        match self.client.login(auth).await {
-            Ok(client_data) => Ok(client_data
-                .as_deref()
-                .map(parse_json_lossy)
-                .unwrap_or(Value::Null)),
-            Err(error @ LoginError::Rejected { .. }) => {
-                let too_many = tokio::time::timeout(
-                    TOO_MANY_ATTEMPTS_GRACE,
-                    states.wait_for(|state| *state == ConnectionState::TooManyAuthAttempts),
-                )
-                .await;
-                match too_many {
-                    Ok(Ok(_)) => Err(LoginError::TooManyAttempts.into()),
-                    _ => Err(error.into()),
-                }
-            }
-            Err(error) => Err(error.into()),
-        }
+        let client_data = self.client.login(auth).await?;
+        Ok(client_data
+            .as_deref()
+            .map(parse_json_lossy)
+            .unwrap_or(Value::Null))
     }
 
     /// Closes the client and stops every task that writes observations.
@@ -277,6 +256,23 @@ async fn forward_errors(mut errors: broadcast::Receiver<SessionError>, observati
         };
         let name = (!name.is_empty()).then_some(name);
         observations.send(json!({"kind": "error", "topic": topic, "code": code, "name": name}));
+    }
+}
+
+/// Writes the `error` observation for the server closing the connection
+/// after too many failed logins. The client ends the last login with a
+/// rejection and reports the close only as a state change.
+async fn report_too_many_attempts(
+    mut states: watch::Receiver<ConnectionState>,
+    observations: Observations,
+) {
+    if states
+        .wait_for(|state| *state == ConnectionState::TooManyAuthAttempts)
+        .await
+        .is_ok()
+    {
+        observations.send(json!({"kind": "error", "topic": "AUTH",
+                                 "code": "TOO_MANY_AUTH_ATTEMPTS", "name": null}));
     }
 }
 
