@@ -453,6 +453,16 @@ const handlers = {
     return null
   },
 
+  'record-listen' (command) {
+    const pattern = text(command, 'pattern')
+    session.client.record.listen(pattern, (name, response) => {
+      session.listens.set(name, response)
+      response.onStop(() => write({ kind: 'listen', pattern, name, state: 'stop' }))
+      write({ kind: 'listen', pattern, name, state: 'start' })
+    })
+    return null
+  },
+
   accept (command) {
     takeListen(text(command, 'name')).accept()
     return null

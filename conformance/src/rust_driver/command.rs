@@ -35,6 +35,7 @@ pub(super) enum Command {
     Listen {
         pattern: String,
     },
+    RecordListen,
     AnswerListen {
         name: String,
         accept: bool,
@@ -155,6 +156,10 @@ impl Command {
             "listen" => Command::Listen {
                 pattern: arguments.text("pattern")?,
             },
+            "record-listen" => {
+                arguments.text("pattern")?;
+                Command::RecordListen
+            }
             operation @ ("accept" | "reject") => Command::AnswerListen {
                 name: name()?,
                 accept: operation == "accept",

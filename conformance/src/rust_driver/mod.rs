@@ -172,6 +172,10 @@ impl Connection {
             Command::Unsubscribe { name } => self.unsubscribe(&name).await,
             Command::Emit { name, data } => self.emit(&name, data.as_deref()).await,
             Command::Listen { pattern } => self.listen(pattern).await,
+            Command::RecordListen => Err(Failure::new(
+                "UNSUPPORTED",
+                "deepstream-client has no record listening",
+            )),
             Command::AnswerListen { name, accept } => self.answer_listen(&name, accept),
             Command::Provide { name, response } => self.provide(&name, response).await,
             Command::Make { name, data } => self.make(&name, data.as_deref()).await,
