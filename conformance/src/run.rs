@@ -20,8 +20,8 @@ pub enum Outcome {
     Skip(String),
 }
 
-/// What the steps of one scenario run use: the drivers by client name, the
-/// results saved by `save`, and the storage that `storage-set` writes to.
+/// The state that the steps of one scenario share: the drivers by client
+/// name, the results saved by `save`, and the storage for `storage-set`.
 struct Cell<'a> {
     drivers: BTreeMap<String, Driver>,
     saved: BTreeMap<String, Value>,
@@ -179,7 +179,7 @@ async fn run_step(step: &Step, cell: &mut Cell<'_>) -> Result<(), String> {
 }
 
 /// Waits for the reply to a command sent with `id`, checks it, and saves its
-/// result when the step asks.
+/// result when the step sets `save`.
 async fn finish_command(command: &CommandStep, id: u64, cell: &mut Cell<'_>) -> Result<(), String> {
     let driver = driver_of(&mut cell.drivers, &command.client)?;
     let actual = driver.reply(id, command.within).await?;

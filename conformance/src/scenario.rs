@@ -136,7 +136,7 @@ struct RawScenario {
     steps: Vec<RawStep>,
 }
 
-/// What step checking needs to know about the whole scenario.
+/// The scenario-wide facts that step checking needs.
 struct Context<'a> {
     clients: &'a [String],
     storage: Option<StorageKind>,

@@ -24,7 +24,7 @@ const SERVER_LIFETIME: Duration = Duration::from_secs(300);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a scenario asks of the server's config.
+/// The server config a scenario needs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerSetup<'a> {
     /// Users and passwords for file authentication; open authentication when `None`.
@@ -63,7 +63,7 @@ impl Target {
         }
     }
 
-    /// Starts the server for one scenario with the config `setup` asks for.
+    /// Starts the server for one scenario with the config in `setup`.
     /// For a URL target it starts nothing and ignores `setup`, so callers
     /// skip scenarios that need a config there.
     pub async fn start(&self, setup: ServerSetup<'_>) -> Result<RunningServer, ConformanceError> {
