@@ -56,6 +56,10 @@
 //!   differs from the server's, it is written again with the next version. A
 //!   write acknowledgement requested for the rejected write ends with
 //!   `RecordError::VersionExists`.
+//! - Opening a record that the server's permissions deny fails at once with
+//!   `RecordError::Server` (`MESSAGE_DENIED` or `MESSAGE_PERMISSION_ERROR`),
+//!   and the record is forgotten, so a later open subscribes again. The
+//!   official client 7.0.5 emits a record error and its open never resolves.
 //! - Discarding the last handle of a record unsubscribes at once. The
 //!   official client waits `recordDiscardTimeout` first.
 //! - A listen pattern that the server rejects as an invalid regular

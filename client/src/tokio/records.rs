@@ -42,6 +42,11 @@ impl Records<'_> {
     /// Opens the record `name` and waits until its data is known. The record
     /// is created on the server when it does not exist. Dropping the handle
     /// discards it: the last handle of a name unsubscribes.
+    ///
+    /// Fails at once with [`RecordError::Server`] when the server's
+    /// permissions deny reading or creating the record (see
+    /// [`Session::record_get`]). The official client 7.0.5 leaves such an
+    /// open waiting forever.
     pub async fn get(&self, name: &str) -> Result<Record, RecordError> {
         let name = name.to_owned();
         let (ready, is_ready) = oneshot::channel();

@@ -147,9 +147,21 @@ impl TestServer {
         TestServer::start_on(target, auth, 0).await
     }
 
+    /// Starts our server on a free port with open logins, after `configure`
+    /// has changed its config. A [`TestServer::restart`] drops the change.
+    pub async fn start_rust_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let (port, running) = start_rust(Auth::Open, 0, configure).await;
+        TestServer {
+            target: Target::Rust,
+            auth: Auth::Open,
+            port,
+            running: Some(running),
+        }
+    }
+
     async fn start_on(target: Target, auth: Auth, port: u16) -> TestServer {
         let (port, running) = match target {
-            Target::Rust => start_rust(auth, port).await,
+            Target::Rust => start_rust(auth, port, |_| {}).await,
             Target::Node => {
                 let port = if port == 0 { free_port() } else { port };
                 (port, Running::Node(NodeProcess::start(auth, port).await))
@@ -249,11 +261,12 @@ pub async fn maybe<T>(future: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout(QUIET, future).await.ok()
 }
 
-async fn start_rust(auth: Auth, port: u16) -> (u16, Running) {
+async fn start_rust(auth: Auth, port: u16, configure: impl FnOnce(&mut Config)) -> (u16, Running) {
     let mut config = Config::embedded();
     config.http.host = LOOPBACK.to_owned();
     config.http.port = port;
     config.storage = StorageConfig::Memory;
+    configure(&mut config);
     let mut server = bind_with_retry(config).await;
     if auth == Auth::Users {
         server = server.with_authenticator(Arc::new(UserTable));

@@ -1,6 +1,10 @@
 //! Records, lists and anonymous records.
 
+use std::time::Duration;
+
 use deepstream_client::core::{MergeStrategy, RecordError};
+use deepstream_server::Config;
+use deepstream_server::config::PermissionConfig;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -344,3 +348,112 @@ targets!(notify_is_acknowledged, |target| async move {
         Err(RecordError::EmptyName)
     );
 });
+
+/// Rules that let everyone do everything, except read records under `vault/`.
+const VAULT_RULES: &str = r#"
+record:
+  "*":
+    create: true
+    write: true
+    read: true
+    delete: true
+    listen: true
+    notify: true
+  "vault/*":
+    read: false
+event:
+  "*":
+    publish: true
+    subscribe: true
+    listen: true
+rpc:
+  "*":
+    provide: true
+    request: true
+presence:
+  "*":
+    allow: true
+"#;
+
+/// Loads [`VAULT_RULES`] the way the server binary does: from a
+/// `permissions.yml` named by a `config.yml`, both in a fresh folder.
+fn vault_permissions() -> PermissionConfig {
+    let folder = std::env::temp_dir().join(format!(
+        "deepstream-client-permissions-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&folder).expect("creating the config folder failed");
+    std::fs::write(folder.join("permissions.yml"), VAULT_RULES)
+        .expect("writing permissions.yml failed");
+    std::fs::write(
+        folder.join("config.yml"),
+        "permission:\n  type: config\n  options:\n    path: ./permissions.yml\n",
+    )
+    .expect("writing config.yml failed");
+    let loaded = Config::load(&folder.join("config.yml"));
+    let _ = std::fs::remove_dir_all(&folder);
+    let permission = loaded.expect("the test config is valid").config.permission;
+    assert!(
+        matches!(permission, PermissionConfig::Rules(_)),
+        "the config loaded no rules: {permission:?}"
+    );
+    permission
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_read_fails_open_at_once() {
+    run(Target::Rust, |_| async {
+        let permission = vault_permissions();
+        let server =
+            TestServer::start_rust_with(move |config| config.permission = permission).await;
+        // A short acknowledgement timeout, so that the quiet check below
+        // would see an acknowledgement timeout too.
+        let mut options = test_options();
+        options.subscription_timeout = Duration::from_millis(100);
+        let client = server.client_with(options).await;
+        within(client.login(r#"{"username":"alice"}"#))
+            .await
+            .unwrap();
+        let mut errors = client.errors();
+        let denied = RecordError::Server {
+            action: "MESSAGE_DENIED".to_owned(),
+        };
+
+        // `within` fails the test long before the 15 s read timeout.
+        assert_eq!(
+            within(client.record().get("vault/key")).await.err(),
+            Some(denied.clone())
+        );
+        assert_eq!(
+            within(client.record().get("vault/key")).await.err(),
+            Some(denied.clone()),
+            "a second open asks the server again"
+        );
+        assert_eq!(
+            within(client.record().list("vault/list")).await.err(),
+            Some(denied.clone())
+        );
+
+        // Opened together, the two names share one bulk message.
+        let records = client.record();
+        let (allowed, refused) =
+            within(async { tokio::join!(records.get("open/a"), records.get("vault/b")) }).await;
+        assert!(allowed.is_ok(), "{allowed:?}");
+        assert_eq!(refused.err(), Some(denied.clone()));
+
+        let mut anonymous = client.record().anonymous();
+        within(anonymous.set_name("open/a")).await.unwrap();
+        assert_eq!(within(anonymous.set_name("vault/c")).await, Err(denied));
+        assert_eq!(
+            anonymous.name(),
+            Some("open/a"),
+            "a denied switch keeps the current record"
+        );
+
+        assert!(
+            maybe(errors.recv()).await.is_none(),
+            "a denial that a request received is not on the error stream"
+        );
+    })
+    .await;
+}

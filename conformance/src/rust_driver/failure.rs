@@ -1,9 +1,7 @@
 //! A command's failure, and the one mapping from the client's errors to the
 //! driver protocol's error codes.
 
-use deepstream_client::core::{
-    EventError, LoginError, PresenceError, RecordError, RpcError, SessionError,
-};
+use deepstream_client::core::{EventError, LoginError, PresenceError, RecordError, RpcError};
 
 /// The error actions that mean the server's permissions denied a request.
 const DENIED_ACTIONS: [&str; 2] = ["MESSAGE_DENIED", "MESSAGE_PERMISSION_ERROR"];
@@ -83,27 +81,6 @@ impl From<PresenceError> for Failure {
 impl From<EventError> for Failure {
     fn from(error: EventError) -> Failure {
         Failure::failed(error.to_string())
-    }
-}
-
-/// Returns the name of the record and the failure when `error` is the
-/// server denying this client access to a record, which the client reports
-/// only on its error stream for reads made by opening a record.
-pub(super) fn record_denial(error: &SessionError) -> Option<(&str, Failure)> {
-    match error {
-        SessionError::Server {
-            topic,
-            action,
-            name,
-            ..
-        } if topic.as_str_name() == "TOPIC_RECORD" && is_denied(action) => Some((
-            name,
-            Failure::new(
-                "MESSAGE_DENIED",
-                format!("the server denied access to the record {name:?}: {action}"),
-            ),
-        )),
-        _ => None,
     }
 }
 

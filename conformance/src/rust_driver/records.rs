@@ -1,15 +1,11 @@
 //! Record and list commands.
 
-use std::collections::HashSet;
-use std::future::Future;
-
-use deepstream_client::core::{RecordError, SessionError};
-use deepstream_client::tokio::{Client, List, ListSubscription, Record, RecordSubscription};
+use deepstream_client::core::RecordError;
+use deepstream_client::tokio::{List, ListSubscription, Record, RecordSubscription};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 
 use super::command::RecordWrite;
-use super::failure::{Failure, record_denial};
+use super::failure::Failure;
 use super::{Connection, parse_json, parse_json_lossy, start_all};
 
 /// A name this driver opened, as a record or as a list.
@@ -82,10 +78,7 @@ impl Connection {
             .filter(|name| !self.opened.contains_key(*name))
             .collect();
         let records = self.client.record();
-        let opening_names: HashSet<&str> = missing.iter().map(|name| name.as_str()).collect();
-        let opening = start_all(missing.iter().map(|name| records.get(name)));
-        let results =
-            unless_denied(&self.client, |name| opening_names.contains(name), opening).await?;
+        let results = start_all(missing.iter().map(|name| records.get(name))).await;
         let opened = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         for (name, record) in missing.into_iter().zip(opened) {
             self.opened.insert(name.clone(), Opened::Record(record));
@@ -107,7 +100,7 @@ impl Connection {
     pub(super) async fn record_delete(&mut self, name: &str) -> Result<Value, Failure> {
         let opened = match self.opened.remove(name) {
             Some(opened) => opened,
-            None => Opened::Record(open(&self.client, name, self.client.record().get(name)).await?),
+            None => Opened::Record(self.client.record().get(name).await?),
         };
         match opened {
             Opened::Record(record) => record.delete().await,
@@ -195,7 +188,7 @@ impl Connection {
     /// a list gives the list's record.
     async fn open_record(&mut self, name: &str) -> Result<&Record, Failure> {
         if !self.opened.contains_key(name) {
-            let record = open(&self.client, name, self.client.record().get(name)).await?;
+            let record = self.client.record().get(name).await?;
             self.opened.insert(name.to_owned(), Opened::Record(record));
         }
         self.opened
@@ -214,7 +207,7 @@ impl Connection {
                 )));
             }
             None => {
-                let list = open(&self.client, name, self.client.record().list(name)).await?;
+                let list = self.client.record().list(name).await?;
                 self.opened.insert(name.to_owned(), Opened::List(list));
             }
         }
@@ -262,56 +255,5 @@ impl Connection {
                 observations.send(json!({"kind": "list", "name": name, "entries": entries}));
             }
         });
-    }
-}
-
-/// Runs `opening`, the opening of the record or list `name`.
-async fn open<T>(
-    client: &Client,
-    name: &str,
-    opening: impl Future<Output = Result<T, RecordError>>,
-) -> Result<T, Failure> {
-    Ok(unless_denied(client, |denied| denied == name, opening).await??)
-}
-
-/// Runs `opening` until it ends or the server denies access to a record
-/// whose name `is_opened` accepts.
-///
-/// The client reports a denied read of a record it opens only on its error
-/// stream and keeps waiting for the data until `record_read_timeout`, while
-/// the README requires `MESSAGE_DENIED` at once.
-async fn unless_denied<T>(
-    client: &Client,
-    is_opened: impl Fn(&str) -> bool,
-    opening: impl Future<Output = T>,
-) -> Result<T, Failure> {
-    // Subscribed before `opening` first runs, so no denial can be missed.
-    let mut errors = client.errors();
-    tokio::select! {
-        output = opening => Ok(output),
-        failure = denial(&mut errors, is_opened) => Err(failure),
-    }
-}
-
-/// Waits for a record denial whose name `is_opened` accepts.
-async fn denial(
-    errors: &mut broadcast::Receiver<SessionError>,
-    is_opened: impl Fn(&str) -> bool,
-) -> Failure {
-    loop {
-        match errors.recv().await {
-            Ok(error) => {
-                if let Some((name, failure)) = record_denial(&error) {
-                    if is_opened(name) {
-                        return failure;
-                    }
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                tracing::warn!(skipped, "client errors were lost while opening records");
-            }
-            // Without an error stream only `opening` can end the wait.
-            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-        }
     }
 }

@@ -159,6 +159,14 @@ impl Session {
     /// [`Event::RecordReadFailed`] after `record_read_timeout` (counted from
     /// this call, or from the last reconnection) or when the client closes.
     /// Fails with [`RecordError::ClientOffline`] once the client is closed.
+    ///
+    /// When the server's permissions deny reading or creating the record,
+    /// every handle still waiting gets [`Event::RecordReadFailed`] at once,
+    /// with [`RecordError::Server`] (`MESSAGE_DENIED` or
+    /// `MESSAGE_PERMISSION_ERROR`) and no [`Event::Error`]. The record is
+    /// forgotten, so the next call for `name` subscribes again, and writes
+    /// made on those handles fail with the same error. The official client
+    /// 7.0.5 only emits a record error, and its open never resolves.
     pub fn record_get(&mut self, name: &str, now: Timestamp) -> Result<RecordId, RecordError> {
         self.shared.now = now;
         if !check_name(name) {

@@ -359,6 +359,9 @@ impl RecordHandler {
             self.write_acknowledged(shared, &message.correlation_id, &Err(error));
             return;
         }
+        if self.subscription_denied(shared, message, &error) {
+            return;
+        }
         let original = RecordAction::try_from(message.original_action);
         let key = match original {
             Ok(RecordAction::Delete) => Some(Waiting::Delete {
@@ -403,6 +406,71 @@ impl RecordHandler {
             name: message.name.clone(),
             original_action,
         });
+    }
+
+    /// Handles the server's permissions denying the subscription of a record
+    /// (`MESSAGE_DENIED` or `MESSAGE_PERMISSION_ERROR` for
+    /// `SUBSCRIBECREATEANDREAD`, `SUBSCRIBEANDREAD` or `SUBSCRIBEANDHEAD`).
+    /// When the record's first read is still waiting, its handles fail with
+    /// `error` and the record is forgotten, so the next open subscribes again.
+    /// Returns whether such a read was waiting.
+    ///
+    /// A bulk subscription is denied name by name: both our server and the
+    /// official server 7.0.2 send one denial per denied name, carrying that
+    /// name and the bulk message's correlation id.
+    fn subscription_denied(
+        &mut self,
+        shared: &mut Shared,
+        message: &RecordMessage,
+        error: &RecordError,
+    ) -> bool {
+        let action = RecordAction::try_from(message.action);
+        if !matches!(
+            action,
+            Ok(RecordAction::MessageDenied | RecordAction::MessagePermissionError)
+        ) {
+            return false;
+        }
+        let original = RecordAction::try_from(message.original_action);
+        if !matches!(
+            original,
+            Ok(RecordAction::Subscribecreateandread
+                | RecordAction::Subscribeandread
+                | RecordAction::Subscribeandhead)
+        ) {
+            return false;
+        }
+
+        if !message.correlation_id.is_empty() {
+            // Our server drops a bulk message whose names are all denied, so
+            // no acknowledgement follows and the denial is the only reply.
+            // When some names were allowed, the acknowledgement that still
+            // comes finds no timer and is ignored.
+            shared.clear_ack(&AckKey {
+                topic: Topic::Record,
+                action: message.original_action,
+                key: message.correlation_id.clone(),
+            });
+        }
+
+        let read_waiting = self
+            .records
+            .get(&message.name)
+            .is_some_and(|record| record.status == Status::Subscribing);
+        if !read_waiting {
+            return false;
+        }
+        let Some(record) = self.remove_record(shared, &message.name) else {
+            return false;
+        };
+        for handle in record.handles {
+            shared.emit(Event::RecordReadFailed {
+                record: handle,
+                error: error.clone(),
+            });
+        }
+        fail_pending_writes(shared, record.pending_writes, error);
+        true
     }
 
     fn read_response(&mut self, shared: &mut Shared, message: &RecordMessage) {
@@ -821,29 +889,33 @@ impl RecordHandler {
 
     /// Forgets a record that was deleted, and emits `RecordDeleted` for its handles.
     fn destroy(&mut self, shared: &mut Shared, name: &str) {
-        let Some(record) = self.records.shift_remove(name) else {
+        let Some(record) = self.remove_record(shared, name) else {
             return;
         };
+        for handle in record.handles {
+            shared.emit(Event::RecordDeleted { record: handle });
+        }
+        let error = RecordError::Deleted {
+            name: name.to_owned(),
+        };
+        fail_pending_writes(shared, record.pending_writes, &error);
+    }
+
+    /// Removes a record, its read timer, and the lookup entries of its handles
+    /// and subscriptions. Returns the removed state, whose handles and pending
+    /// writes the caller still has to tell about.
+    fn remove_record(&mut self, shared: &mut Shared, name: &str) -> Option<RecordState> {
+        let record = self.records.shift_remove(name)?;
         if let Some(timer) = record.read_timer {
             shared.timers.cancel(timer);
         }
-        for handle in record.handles {
-            self.handles.remove(&handle);
-            shared.emit(Event::RecordDeleted { record: handle });
+        for handle in &record.handles {
+            self.handles.remove(handle);
         }
-        for subscription in record.subscriptions {
+        for subscription in &record.subscriptions {
             self.subscriptions.remove(&subscription.id);
         }
-        for write in record.pending_writes {
-            if let Some(request) = write.request {
-                shared.emit(Event::RecordWriteResult {
-                    request,
-                    result: Err(RecordError::Deleted {
-                        name: name.to_owned(),
-                    }),
-                });
-            }
-        }
+        Some(record)
     }
 
     /// Fails a request whose answer did not come in time. Returns whether
@@ -951,6 +1023,19 @@ fn notify_subscribers(shared: &mut Shared, record: &RecordState, old: &Value, fo
             shared.emit(Event::RecordChanged {
                 subscription: subscription.id,
                 data: after.map(Value::to_string),
+            });
+        }
+    }
+}
+
+/// Fails the acknowledgement requests among writes that were kept until the
+/// record was ready, because it never will be.
+fn fail_pending_writes(shared: &mut Shared, writes: Vec<PendingWrite>, error: &RecordError) {
+    for write in writes {
+        if let Some(request) = write.request {
+            shared.emit(Event::RecordWriteResult {
+                request,
+                result: Err(error.clone()),
             });
         }
     }

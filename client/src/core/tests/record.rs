@@ -860,3 +860,199 @@ fn get_after_close_fails_fast() {
         Err(RecordError::ClientOffline)
     );
 }
+
+/// Builds the error that the server sends when its permissions deny
+/// `original` for `name`.
+fn denial(
+    action: RecordAction,
+    original: RecordAction,
+    name: &str,
+    correlation_id: &str,
+) -> TopicMessage {
+    TopicMessage::Record(RecordMessage {
+        original_action: original.into(),
+        correlation_id: correlation_id.to_owned(),
+        is_error: true,
+        ..record_message(action, name)
+    })
+}
+
+/// Opens `name` and returns the handle and the correlation id of the
+/// `SUBSCRIBECREATEANDREAD` sent for it.
+fn open_unanswered(harness: &mut Harness, name: &str) -> (RecordId, String) {
+    let record = harness.session.record_get(name, harness.time()).unwrap();
+    let sent = records_sent(harness);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].action, RecordAction::Subscribecreateandread as i32);
+    assert_eq!(sent[0].names, [name]);
+    (record, sent[0].correlation_id.clone())
+}
+
+#[test]
+fn denied_open_fails_at_once() {
+    for (action, action_text) in [
+        (RecordAction::MessageDenied, "MESSAGE_DENIED"),
+        (
+            RecordAction::MessagePermissionError,
+            "MESSAGE_PERMISSION_ERROR",
+        ),
+    ] {
+        let mut harness = Harness::logged_in(quick_options());
+        let (record, correlation_id) = open_unanswered(&mut harness, "vault/key");
+        let second = harness
+            .session
+            .record_get("vault/key", harness.time())
+            .unwrap();
+        assert!(harness.sent().is_empty(), "second handle subscribed again");
+
+        harness.receive(denial(
+            action,
+            RecordAction::Subscribecreateandread,
+            "vault/key",
+            &correlation_id,
+        ));
+        let error = RecordError::Server {
+            action: action_text.to_owned(),
+        };
+        assert_eq!(
+            harness.events(),
+            vec![
+                Event::RecordReadFailed {
+                    record,
+                    error: error.clone()
+                },
+                Event::RecordReadFailed {
+                    record: second,
+                    error
+                }
+            ],
+            "one failure per handle and nothing on the error stream"
+        );
+        assert_eq!(
+            harness.session.record_version(record),
+            Err(RecordError::UnknownHandle)
+        );
+
+        // Past the acknowledgement timeout and the read timeout.
+        harness.advance(20_000);
+        assert_eq!(harness.events(), vec![], "a denied open ends once");
+    }
+}
+
+#[test]
+fn open_after_denial_subscribes_again() {
+    let mut harness = Harness::logged_in(quick_options());
+    let (first, correlation_id) = open_unanswered(&mut harness, "vault/key");
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribecreateandread,
+        "vault/key",
+        &correlation_id,
+    ));
+    harness.events();
+
+    let (second, _) = open_unanswered(&mut harness, "vault/key");
+    assert_ne!(first, second);
+    harness.receive(read_response("vault/key", 2, r#"{"pin":1}"#));
+    assert_eq!(
+        harness.events(),
+        vec![Event::RecordReady { record: second }]
+    );
+    assert_eq!(data_of(&harness, second), serde_json::json!({"pin":1}));
+}
+
+#[test]
+fn denied_open_fails_waiting_writes() {
+    let mut harness = Harness::logged_in(quick_options());
+    let (record, correlation_id) = open_unanswered(&mut harness, "vault/key");
+    let write = harness
+        .session
+        .record_set(record, None, r#"{"a":1}"#, true, harness.time())
+        .unwrap()
+        .expect("a write with acknowledgement returns a request");
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribecreateandread,
+        "vault/key",
+        &correlation_id,
+    ));
+    let error = RecordError::Server {
+        action: "MESSAGE_DENIED".to_owned(),
+    };
+    let events = harness.events();
+    assert!(
+        events.contains(&Event::RecordWriteResult {
+            request: write,
+            result: Err(error)
+        }),
+        "{events:?}"
+    );
+    assert!(records_sent(&mut harness).is_empty(), "the write was sent");
+}
+
+#[test]
+fn bulk_denial_fails_only_its_name() {
+    let mut harness = Harness::logged_in(options());
+    let allowed = harness
+        .session
+        .record_get("open/a", harness.time())
+        .unwrap();
+    let denied = harness
+        .session
+        .record_get("vault/key", harness.time())
+        .unwrap();
+    harness.advance(100);
+    let sent = records_sent(&mut harness);
+    let [bulk] = &sent[..] else {
+        panic!("expected one bulk message: {sent:?}");
+    };
+    assert_eq!(bulk.names, ["open/a", "vault/key"]);
+
+    // Each denied name gets its own error with the bulk's correlation id,
+    // and the allowed names go on to be acknowledged and read.
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribecreateandread,
+        "vault/key",
+        &bulk.correlation_id,
+    ));
+    harness.receive(TopicMessage::Record(RecordMessage {
+        correlation_id: bulk.correlation_id.clone(),
+        is_ack: true,
+        ..record_message(RecordAction::Subscribecreateandread, "")
+    }));
+    harness.receive(read_response("open/a", 1, "{}"));
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::RecordReadFailed {
+                record: denied,
+                error: RecordError::Server {
+                    action: "MESSAGE_DENIED".to_owned()
+                }
+            },
+            Event::RecordReady { record: allowed }
+        ]
+    );
+}
+
+#[test]
+fn denial_without_waiting_open_is_session_error() {
+    let (mut harness, record) = ready_record("r", 1, "{}");
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribeandhead,
+        "r",
+        "0",
+    ));
+    assert_eq!(
+        harness.errors(),
+        vec![SessionError::Server {
+            topic: Topic::Record,
+            action: "MESSAGE_DENIED".to_owned(),
+            name: "r".to_owned(),
+            original_action: Some("SUBSCRIBEANDHEAD".to_owned()),
+        }]
+    );
+    assert_eq!(harness.session.record_version(record), Ok(Some(1)));
+}
