@@ -108,7 +108,8 @@ pub fn verdict(cell: &Cell, expected: &[ExpectedFailure]) -> Verdict {
 }
 
 /// Renders the Markdown report: one row per scenario, one column per
-/// target and client pair, then the reasons of every cell that did not pass.
+/// target and client pair, the reasons of every cell that did not pass, and
+/// the expected-failure entries that covered a cell, with their reasons.
 pub fn markdown(
     scenarios: &[String],
     columns: &[(String, String)],
@@ -153,6 +154,24 @@ pub fn markdown(
                 cell.target,
                 verdict(cell, expected).label(),
                 reason.replace('`', "'").replace('\n', " ")
+            );
+        }
+    }
+
+    let used: Vec<&ExpectedFailure> = expected
+        .iter()
+        .filter(|entry| cells.iter().any(|cell| entry.covers(cell)))
+        .collect();
+    if !used.is_empty() {
+        text.push_str("\n## Known differences\n\n");
+        for entry in used {
+            let _ = writeln!(
+                text,
+                "- {} (client {}, target {}): {}",
+                entry.scenario,
+                entry.client,
+                entry.target,
+                entry.reason.trim().replace('\n', " ")
             );
         }
     }
@@ -241,5 +260,27 @@ mod tests {
         );
         assert!(text.contains("| rpc | FAIL |"), "{text}");
         assert!(text.contains("step 2: timed out"), "{text}");
+        assert!(!text.contains("Known differences"), "{text}");
+    }
+
+    #[test]
+    fn markdown_lists_reasons_of_expected_failures() {
+        let cells = [cell(Outcome::Fail("step 2: denied".to_owned()))];
+        let unused = ExpectedFailure {
+            scenario: "other".to_owned(),
+            ..entry("*", "*")
+        };
+        let text = markdown(
+            &["rpc".to_owned()],
+            &[("node".to_owned(), "js".to_owned())],
+            &cells,
+            &[entry("node", "*"), unused],
+        );
+        assert!(text.contains("| rpc | expected-fail |"), "{text}");
+        assert!(
+            text.contains("- rpc (client *, target node): known"),
+            "{text}"
+        );
+        assert!(!text.contains("- other"), "{text}");
     }
 }
