@@ -60,10 +60,22 @@
 //!   `RecordError::Server` (`MESSAGE_DENIED` or `MESSAGE_PERMISSION_ERROR`),
 //!   and the record is forgotten, so a later open subscribes again. The
 //!   official client 7.0.5 emits a record error and its open never resolves.
+//! - Opening a record that is being subscribed again after a reconnection
+//!   waits until its version is checked, and merged if it changed, or fails
+//!   after `Options::record_read_timeout`. The official client 7.0.5
+//!   resolves such an open at once with the data from before the
+//!   reconnection.
+//! - When the server's permissions deny subscribing to an open record again
+//!   after a reconnection, the record is closed. Opens still waiting and
+//!   writes kept for it fail with `RecordError::Server`, the other handles get
+//!   `Event::RecordClosed`, and the denial is reported once on the error
+//!   stream. The official client 7.0.5 emits a record error and leaves the
+//!   record resubscribing for good.
 //! - Discarding the last handle of a record unsubscribes at once. The
 //!   official client waits `recordDiscardTimeout` first.
 //! - A listen pattern that the server rejects as an invalid regular
-//!   expression ends the listen registration.
+//!   expression, or whose listen its permissions deny, ends the listen
+//!   registration.
 //! - Record listening, TLS (`wss://`) and offline record storage are not
 //!   implemented.
 //!

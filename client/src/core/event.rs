@@ -106,13 +106,7 @@ impl EventHandler {
                     key: message.name.clone(),
                 });
                 server_error(shared, &message);
-                if let Some(listen) = self.listens.shift_remove(&message.name) {
-                    self.patterns.remove(&listen.id);
-                    shared.emit(Event::ListenRejected {
-                        listen: listen.id,
-                        pattern: message.name,
-                    });
-                }
+                self.end_listen(shared, &message.name);
             }
             _ => server_error(shared, &message),
         }
@@ -203,20 +197,47 @@ impl EventHandler {
         }
     }
 
+    /// Handles the server's permissions denying a subscription or a listen:
+    /// the local subscriptions of the name, or the listen of the pattern, end.
+    ///
+    /// The acknowledgement timeout of the denied request stops. Our server
+    /// sends no acknowledgement for a bulk message whose names are all
+    /// denied, nor for a denied listen. When some names of a bulk message
+    /// were allowed, the acknowledgement that still comes finds no timeout
+    /// and is ignored.
     fn denied(&mut self, shared: &mut Shared, message: &EventMessage) {
-        let subscribe: i32 = EventAction::Subscribe.into();
-        if message.original_action == subscribe {
-            if let Some(ids) = self.subscriptions.shift_remove(&message.name) {
-                for id in ids {
-                    self.names.remove(&id);
-                    shared.emit(Event::EventSubscriptionEnded {
-                        subscription: id,
-                        name: message.name.clone(),
-                    });
+        match EventAction::try_from(message.original_action) {
+            Ok(EventAction::Subscribe) => {
+                shared.clear_ack(&original_ack_key(message));
+                if let Some(ids) = self.subscriptions.shift_remove(&message.name) {
+                    for id in ids {
+                        self.names.remove(&id);
+                        shared.emit(Event::EventSubscriptionEnded {
+                            subscription: id,
+                            name: message.name.clone(),
+                        });
+                    }
                 }
+                server_error(shared, message);
             }
+            Ok(EventAction::Listen) => {
+                shared.clear_ack(&original_ack_key(message));
+                server_error(shared, message);
+                self.end_listen(shared, &message.name);
+            }
+            _ => server_error(shared, message),
         }
-        server_error(shared, message);
+    }
+
+    /// Ends the listen of `pattern`, which the server did not register.
+    fn end_listen(&mut self, shared: &mut Shared, pattern: &str) {
+        if let Some(listen) = self.listens.shift_remove(pattern) {
+            self.patterns.remove(&listen.id);
+            shared.emit(Event::ListenRejected {
+                listen: listen.id,
+                pattern: pattern.to_owned(),
+            });
+        }
     }
 }
 
@@ -435,6 +456,15 @@ fn message_ack_key(message: &EventMessage) -> AckKey {
         topic: Topic::Event,
         action: message.action,
         key,
+    }
+}
+
+/// Returns the acknowledgement key of the request that an error message
+/// refers to: its original action, with its correlation id or name.
+fn original_ack_key(message: &EventMessage) -> AckKey {
+    AckKey {
+        action: message.original_action,
+        ..message_ack_key(message)
     }
 }
 

@@ -152,9 +152,11 @@ pub enum Event {
         /// The name no longer provided.
         name: String,
     },
-    /// The server rejected a listen pattern as an invalid regular
-    /// expression. The listen registration has ended; an [`Event::Error`]
-    /// with the server's `INVALID_LISTEN_REGEX` comes with it.
+    /// The server rejected a listen pattern: as an invalid regular
+    /// expression, or because its permissions deny listening to it. The
+    /// listen registration has ended; an [`Event::Error`] with the server's
+    /// `INVALID_LISTEN_REGEX`, `MESSAGE_DENIED` or `MESSAGE_PERMISSION_ERROR`
+    /// comes with it.
     ListenRejected {
         /// The listen registration that ended.
         listen: ListenId,
@@ -209,7 +211,8 @@ pub enum Event {
         /// The handle.
         record: RecordId,
     },
-    /// The first read of a record handle failed.
+    /// The open of a record handle from [`Session::record_get`] failed, for
+    /// one of the reasons listed there.
     RecordReadFailed {
         /// The handle.
         record: RecordId,
@@ -227,6 +230,17 @@ pub enum Event {
     RecordDeleted {
         /// The handle.
         record: RecordId,
+    },
+    /// The client closed a ready record handle because the record can no
+    /// longer be kept up to date: the server's permissions denied subscribing
+    /// to it again after a reconnection. The handle and its subscriptions
+    /// are unknown from now on. Opening the record again sends a new
+    /// subscription request.
+    RecordClosed {
+        /// The handle.
+        record: RecordId,
+        /// Why, such as [`RecordError::Server`] with `MESSAGE_DENIED`.
+        error: RecordError,
     },
     /// Whether a client provides the record through listening changed.
     RecordProviderChanged {

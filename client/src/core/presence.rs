@@ -122,6 +122,9 @@ impl PresenceHandler {
             Ok(PresenceAction::PresenceLeave) => self.notify_user(shared, &message.name, false),
             Ok(PresenceAction::PresenceJoinAll) => self.notify_all(shared, &message.name, true),
             Ok(PresenceAction::PresenceLeaveAll) => self.notify_all(shared, &message.name, false),
+            Ok(PresenceAction::MessageDenied | PresenceAction::MessagePermissionError) => {
+                self.error_received(shared, &message);
+            }
             _ if message.is_error => self.error_received(shared, &message),
             _ => server_error(shared, &message),
         }
@@ -153,6 +156,7 @@ impl PresenceHandler {
         if message.original_action == query_all && self.finish_all(shared, &Err(error)) {
             return;
         }
+        stop_subscribe_ack(shared, message);
         server_error(shared, message);
     }
 
@@ -462,6 +466,25 @@ fn send_simple(shared: &mut Shared, action: PresenceAction) {
         topic: Topic::Presence,
         action: action.into(),
         key: String::new(),
+    });
+}
+
+/// Stops the acknowledgement timeout of a subscription that the server
+/// denied, because our server sends no acknowledgement for a bulk message
+/// whose names are all denied, nor for a denied `SUBSCRIBE_ALL`. The
+/// subscriptions stay registered, so they are sent again after a
+/// reconnection.
+fn stop_subscribe_ack(shared: &mut Shared, message: &PresenceMessage) {
+    let key = match PresenceAction::try_from(message.original_action) {
+        Ok(PresenceAction::Subscribe) => message.correlation_id.clone(),
+        // Matches the key of `send_simple`, whatever name the denial carries.
+        Ok(PresenceAction::SubscribeAll) => String::new(),
+        _ => return,
+    };
+    shared.clear_ack(&AckKey {
+        topic: Topic::Presence,
+        action: message.original_action,
+        key,
     });
 }
 

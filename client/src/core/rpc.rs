@@ -276,6 +276,14 @@ impl RpcHandler {
         let unprovide: i32 = RpcAction::Unprovide.into();
         let request: i32 = RpcAction::Request.into();
         if message.original_action == provide || message.original_action == unprovide {
+            // Our server sends no acknowledgement for a bulk message whose
+            // names are all denied. When some were allowed, the
+            // acknowledgement that still comes finds no timeout.
+            shared.clear_ack(&AckKey {
+                topic: Topic::Rpc,
+                action: message.original_action,
+                key: message.correlation_id.clone(),
+            });
             if let Some(provider) = self.providers.shift_remove(&message.name) {
                 self.provider_names.remove(&provider);
                 shared.emit(Event::RpcProviderEnded {

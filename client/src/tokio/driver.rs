@@ -573,6 +573,14 @@ impl Driver {
                     let _ = reply.send(Err(RecordError::UnknownHandle));
                 }
             }
+            Event::RecordClosed { record, error } => {
+                routes
+                    .record_changes
+                    .retain(|_, (owner, _)| *owner != record);
+                if let Some(reply) = routes.record_ready.remove(&record) {
+                    let _ = reply.send(Err(error));
+                }
+            }
             Event::RecordProviderChanged { .. } => {}
             Event::RecordWriteResult { request, result }
             | Event::RecordDeleteResult { request, result }

@@ -96,7 +96,8 @@ impl Listener {
 
     /// Waits for the next request or stop notice. Returns `None` once the
     /// client has closed, or when the server rejected the pattern as an
-    /// invalid regular expression (the client's error stream reports it).
+    /// invalid regular expression or its permissions denied listening (the
+    /// client's error stream reports it).
     pub async fn next(&mut self) -> Option<ListenEvent> {
         let notice = self.receiver.recv().await?;
         Some(match notice {

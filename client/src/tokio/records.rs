@@ -41,12 +41,19 @@ pub struct Records<'a> {
 impl Records<'_> {
     /// Opens the record `name` and waits until its data is known. The record
     /// is created on the server when it does not exist. Dropping the handle
-    /// discards it: the last handle of a name unsubscribes.
+    /// discards it: the last handle of a name unsubscribes. While the record
+    /// is subscribed again after a reconnection, the open waits until that
+    /// is done.
     ///
     /// Fails at once with [`RecordError::Server`] when the server's
     /// permissions deny reading or creating the record (see
     /// [`Session::record_get`]). The official client 7.0.5 leaves such an
     /// open waiting forever.
+    ///
+    /// When the permissions deny subscribing to the record again after a
+    /// reconnection, every [`Record`] of it is closed: its subscriptions end,
+    /// its calls fail with [`RecordError::UnknownHandle`], and
+    /// [`Client::errors`] reports the denial once.
     pub async fn get(&self, name: &str) -> Result<Record, RecordError> {
         let name = name.to_owned();
         let (ready, is_ready) = oneshot::channel();
@@ -396,8 +403,8 @@ pub struct RecordSubscription {
 
 impl RecordSubscription {
     /// Waits for the next value: JSON text, or `None` inside when the path
-    /// names nothing now. Returns `None` once the record was deleted or the
-    /// client closed.
+    /// names nothing now. Returns `None` once the record was deleted or
+    /// closed (see [`Records::get`]), or the client closed.
     pub async fn next(&mut self) -> Option<Option<String>> {
         self.receiver.recv().await
     }

@@ -9,18 +9,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use deepstream_client::core::Options;
+use deepstream_client::core::{Options, SessionError};
 use deepstream_client::tokio::Client;
 use deepstream_server::auth::{AuthFuture, AuthOutcome, Authenticator, ConnectionData};
-use deepstream_server::config::StorageConfig;
+use deepstream_server::config::{PermissionConfig, StorageConfig};
 use deepstream_server::{Config, Server};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -159,6 +160,13 @@ impl TestServer {
         }
     }
 
+    /// Starts our server on a free port with open logins and the permission
+    /// `rules`, the text of a `permissions.yml`.
+    pub async fn start_rust_with_rules(rules: &str) -> TestServer {
+        let permission = load_permissions(rules);
+        TestServer::start_rust_with(move |config| config.permission = permission).await
+    }
+
     async fn start_on(target: Target, auth: Auth, port: u16) -> TestServer {
         let (port, running) = match target {
             Target::Rust => start_rust(auth, port, |_| {}).await,
@@ -254,6 +262,106 @@ pub async fn within<T>(future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
         .expect("nothing happened within the test's wait time")
+}
+
+/// Permission rules that allow everything except subscribing to events and
+/// listening to event names under `secret/`, providing RPCs under `secret/`,
+/// and following the user `vip`.
+pub const SUBSCRIBE_RULES: &str = r#"
+record:
+  "*":
+    create: true
+    write: true
+    read: true
+    delete: true
+    listen: true
+    notify: true
+event:
+  "*":
+    publish: true
+    subscribe: true
+    listen: true
+  "secret/*":
+    subscribe: false
+    listen: false
+rpc:
+  "*":
+    provide: true
+    request: true
+  "secret/*":
+    provide: false
+presence:
+  "*":
+    allow: true
+  "vip":
+    allow: false
+"#;
+
+/// Loads the permission `rules` the way the server binary does: from a
+/// `permissions.yml` named by a `config.yml`, both in a fresh folder.
+pub fn load_permissions(rules: &str) -> PermissionConfig {
+    // Tests run in parallel in one process, so each call gets its own folder.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let folder = std::env::temp_dir().join(format!(
+        "deepstream-client-permissions-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&folder).expect("creating the config folder failed");
+    std::fs::write(folder.join("permissions.yml"), rules).expect("writing permissions.yml failed");
+    std::fs::write(
+        folder.join("config.yml"),
+        "permission:\n  type: config\n  options:\n    path: ./permissions.yml\n",
+    )
+    .expect("writing config.yml failed");
+    let loaded = Config::load(&folder.join("config.yml"));
+    let _ = std::fs::remove_dir_all(&folder);
+    let permission = loaded.expect("the test config is valid").config.permission;
+    assert!(
+        matches!(permission, PermissionConfig::Rules(_)),
+        "the config loaded no rules: {permission:?}"
+    );
+    permission
+}
+
+/// Connects a client whose acknowledgement timeout is far shorter than
+/// [`QUIET`], logs it in as `user`, and returns it with its error stream.
+pub async fn login_with_short_ack_timeout(
+    server: &TestServer,
+    user: &str,
+) -> (Client, broadcast::Receiver<SessionError>) {
+    let mut options = test_options();
+    options.subscription_timeout = Duration::from_millis(100);
+    let client = server.client_with(options).await;
+    let auth = json!({ "username": user }).to_string();
+    within(client.login(&auth))
+        .await
+        .unwrap_or_else(|error| panic!("login as {user} failed: {error}"));
+    let errors = client.errors();
+    (client, errors)
+}
+
+/// Waits for the next error on `errors` and checks that it is the server
+/// denying `original_action` for `name`.
+pub async fn expect_denial(
+    errors: &mut broadcast::Receiver<SessionError>,
+    name: &str,
+    original_action: &str,
+) {
+    let error = within(errors.recv()).await.expect("the error stream ended");
+    match &error {
+        SessionError::Server {
+            action,
+            name: denied,
+            original_action: denied_action,
+            ..
+        } => {
+            assert_eq!(action, "MESSAGE_DENIED", "{error:?}");
+            assert_eq!(denied, name, "{error:?}");
+            assert_eq!(denied_action.as_deref(), Some(original_action), "{error:?}");
+        }
+        other => panic!("expected a denial of {original_action} {name:?}, got {other:?}"),
+    }
 }
 
 /// Returns `Some` when `future` completes within [`QUIET`], `None` otherwise.

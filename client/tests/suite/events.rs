@@ -131,3 +131,49 @@ targets!(invalid_listen_pattern_ends_listener, |target| async move {
         "{error}"
     );
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_subscription_and_listen_end_once() {
+    run(Target::Rust, |_| async {
+        let server = TestServer::start_rust_with_rules(SUBSCRIBE_RULES).await;
+        let (client, mut errors) = login_with_short_ack_timeout(&server, "alice").await;
+        let events = client.event();
+
+        // Our server sends no acknowledgement for a bulk message whose names
+        // are all denied; only the denial comes back.
+        let mut denied = within(events.subscribe("secret/a")).await.unwrap();
+        assert!(
+            within(denied.next()).await.is_none(),
+            "the denied subscription did not end"
+        );
+        expect_denial(&mut errors, "secret/a", "SUBSCRIBE").await;
+
+        // Subscribed together, the two names share one bulk message, which
+        // the server acknowledges for the allowed name.
+        let (allowed, refused) = within(async {
+            tokio::join!(events.subscribe("open/a"), events.subscribe("secret/b"))
+        })
+        .await;
+        let (mut allowed, mut refused) = (allowed.unwrap(), refused.unwrap());
+        assert!(within(refused.next()).await.is_none());
+        expect_denial(&mut errors, "secret/b", "SUBSCRIBE").await;
+
+        let mut listener = within(events.listen("secret/.*")).await.unwrap();
+        assert!(
+            within(listener.next()).await.is_none(),
+            "the denied listen did not end"
+        );
+        expect_denial(&mut errors, "secret/.*", "LISTEN").await;
+
+        assert!(
+            maybe(errors.recv()).await.is_none(),
+            "an acknowledgement timeout followed a denial"
+        );
+        within(events.emit("open/a", "1")).await.unwrap();
+        assert_eq!(
+            within(allowed.next()).await.map(|event| event.name),
+            Some("open/a".to_owned())
+        );
+    })
+    .await;
+}

@@ -52,3 +52,19 @@ targets!(query_all_and_named, |target| async move {
     assert_eq!(named.get("ada"), Some(&true));
     assert_eq!(named.get("carl"), Some(&false));
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_subscription_is_reported_once() {
+    run(Target::Rust, |_| async {
+        let server = TestServer::start_rust_with_rules(SUBSCRIBE_RULES).await;
+        let (client, mut errors) = login_with_short_ack_timeout(&server, "alice").await;
+
+        let _subscription = within(client.presence().subscribe("vip")).await.unwrap();
+        expect_denial(&mut errors, "vip", "SUBSCRIBE").await;
+        assert!(
+            maybe(errors.recv()).await.is_none(),
+            "an acknowledgement timeout followed the denial"
+        );
+    })
+    .await;
+}

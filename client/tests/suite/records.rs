@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use deepstream_client::core::{MergeStrategy, RecordError};
-use deepstream_server::Config;
-use deepstream_server::config::PermissionConfig;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -375,37 +373,10 @@ presence:
     allow: true
 "#;
 
-/// Loads [`VAULT_RULES`] the way the server binary does: from a
-/// `permissions.yml` named by a `config.yml`, both in a fresh folder.
-fn vault_permissions() -> PermissionConfig {
-    let folder = std::env::temp_dir().join(format!(
-        "deepstream-client-permissions-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&folder).expect("creating the config folder failed");
-    std::fs::write(folder.join("permissions.yml"), VAULT_RULES)
-        .expect("writing permissions.yml failed");
-    std::fs::write(
-        folder.join("config.yml"),
-        "permission:\n  type: config\n  options:\n    path: ./permissions.yml\n",
-    )
-    .expect("writing config.yml failed");
-    let loaded = Config::load(&folder.join("config.yml"));
-    let _ = std::fs::remove_dir_all(&folder);
-    let permission = loaded.expect("the test config is valid").config.permission;
-    assert!(
-        matches!(permission, PermissionConfig::Rules(_)),
-        "the config loaded no rules: {permission:?}"
-    );
-    permission
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_read_fails_open_at_once() {
     run(Target::Rust, |_| async {
-        let permission = vault_permissions();
-        let server =
-            TestServer::start_rust_with(move |config| config.permission = permission).await;
+        let server = TestServer::start_rust_with_rules(VAULT_RULES).await;
         // A short acknowledgement timeout, so that the quiet check below
         // would see an acknowledgement timeout too.
         let mut options = test_options();

@@ -142,3 +142,23 @@ targets!(invalid_response_rejects_request, |target| async move {
     let result = within(call).await.expect("the task panicked");
     assert!(result.is_err(), "{result:?}");
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_provide_ends_once() {
+    run(Target::Rust, |_| async {
+        let server = TestServer::start_rust_with_rules(SUBSCRIBE_RULES).await;
+        let (client, mut errors) = login_with_short_ack_timeout(&server, "alice").await;
+
+        let mut provider = within(client.rpc().provide("secret/f")).await.unwrap();
+        assert!(
+            within(provider.next()).await.is_none(),
+            "the denied provider did not end"
+        );
+        expect_denial(&mut errors, "secret/f", "PROVIDE").await;
+        assert!(
+            maybe(errors.recv()).await.is_none(),
+            "an acknowledgement timeout followed the denial"
+        );
+    })
+    .await;
+}

@@ -155,10 +155,15 @@ impl Session {
     /// The first handle of a name reads and subscribes to the record (in the
     /// next bulk `SUBSCRIBECREATEANDREAD`, once logged in), creating it when
     /// it does not exist. [`Event::RecordReady`] follows for the handle once
-    /// the data is known, at once if it already is, or
-    /// [`Event::RecordReadFailed`] after `record_read_timeout` (counted from
-    /// this call, or from the last reconnection) or when the client closes.
-    /// Fails with [`RecordError::ClientOffline`] once the client is closed.
+    /// the record is ready: at once if it is, otherwise after its first
+    /// read, or after a reconnection once it is subscribed again and its
+    /// version checked or merged. Otherwise the open ends with
+    /// [`Event::RecordReadFailed`]: after `record_read_timeout` (counted from
+    /// the earliest open of `name` still waiting, or from the last
+    /// reconnection), when the client closes, or with
+    /// [`RecordError::Deleted`] when the record is deleted meanwhile. Each
+    /// open ends once. Fails with [`RecordError::ClientOffline`] once the
+    /// client is closed.
     ///
     /// When the server's permissions deny reading or creating the record,
     /// every handle still waiting gets [`Event::RecordReadFailed`] at once,
@@ -167,6 +172,17 @@ impl Session {
     /// forgotten, so the next call for `name` subscribes again, and writes
     /// made on those handles fail with the same error. The official client
     /// 7.0.5 only emits a record error, and its open never resolves.
+    ///
+    /// When the permissions deny subscribing to the record again after a
+    /// reconnection (`SUBSCRIBEANDHEAD`), the server no longer sends its
+    /// changes, so the client closes the record. Handles still waiting get
+    /// [`Event::RecordReadFailed`], and every other handle gets
+    /// [`Event::RecordClosed`], both with the denial as
+    /// [`RecordError::Server`]. Writes kept until the record was ready fail
+    /// with the same error, and changes made while offline and not yet sent
+    /// are lost. The denial is reported once as [`Event::Error`], and the
+    /// next call for `name` subscribes again. The official client 7.0.5
+    /// emits a record error and leaves the record resubscribing for good.
     pub fn record_get(&mut self, name: &str, now: Timestamp) -> Result<RecordId, RecordError> {
         self.shared.now = now;
         if !check_name(name) {
@@ -178,21 +194,19 @@ impl Session {
         let handle = RecordId(self.shared.next_id());
         let handler = &mut self.record;
         if !handler.records.contains_key(name) {
-            let mut state = RecordState {
+            let state = RecordState {
                 status: Status::Subscribing,
                 version: None,
                 data: Value::Object(serde_json::Map::new()),
                 dirty: false,
                 handles: Vec::new(),
+                opening: Vec::new(),
                 subscriptions: Vec::new(),
                 pending_writes: Vec::new(),
                 merge: None,
                 read_timer: None,
                 has_provider: false,
             };
-            // The timer runs before the login too, so that a client that never
-            // logs in still ends the wait.
-            start_read_timer(&mut self.shared, name, &mut state);
             if self.shared.logged_in {
                 handler.bulk_read.subscribe(&mut self.shared, name);
             }
@@ -205,6 +219,15 @@ impl Session {
         handler.handles.insert(handle, name.to_owned());
         if state.status == Status::Ready {
             self.shared.emit(Event::RecordReady { record: handle });
+            return Ok(handle);
+        }
+
+        state.opening.push(handle);
+        // A running timer belongs to an earlier open still waiting, and ends
+        // this open too. The timer runs before the login as well, so that a
+        // client that never logs in still ends the wait.
+        if state.read_timer.is_none() {
+            start_read_timer(&mut self.shared, name, state);
         }
         Ok(handle)
     }
@@ -223,6 +246,12 @@ impl Session {
             return Ok(());
         };
         state.handles.retain(|handle| *handle != record);
+        state.opening.retain(|handle| *handle != record);
+        if state.opening.is_empty() {
+            if let Some(timer) = state.read_timer.take() {
+                self.shared.timers.cancel(timer);
+            }
+        }
         let removed: Vec<RecordSubscriptionId> = state
             .subscriptions
             .iter()
@@ -241,9 +270,6 @@ impl Session {
         let Some(state) = handler.records.shift_remove(&name) else {
             return Ok(());
         };
-        if let Some(timer) = state.read_timer {
-            self.shared.timers.cancel(timer);
-        }
         for write in state.pending_writes {
             if let Some(request) = write.request {
                 self.shared.emit(Event::RecordWriteResult {

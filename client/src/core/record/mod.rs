@@ -202,6 +202,10 @@ struct RecordState {
     /// Local writes made while offline, not yet sent.
     dirty: bool,
     handles: Vec<RecordId>,
+    /// The handles whose open has not ended yet: they get
+    /// `Event::RecordReady` once the record is ready, or
+    /// `Event::RecordReadFailed`. Empty whenever the status is `Ready`.
+    opening: Vec<RecordId>,
     subscriptions: Vec<Subscription>,
     pending_writes: Vec<PendingWrite>,
     merge: Option<MergeStrategy>,
@@ -398,22 +402,19 @@ impl RecordHandler {
                 return;
             }
         }
-        let original_action = (message.original_action != 0)
-            .then(|| action_name(Topic::Record, message.original_action));
-        shared.error(SessionError::Server {
-            topic: Topic::Record,
-            action: action_name(Topic::Record, message.action),
-            name: message.name.clone(),
-            original_action,
-        });
+        server_error(shared, message);
     }
 
     /// Handles the server's permissions denying the subscription of a record
     /// (`MESSAGE_DENIED` or `MESSAGE_PERMISSION_ERROR` for
-    /// `SUBSCRIBECREATEANDREAD`, `SUBSCRIBEANDREAD` or `SUBSCRIBEANDHEAD`).
-    /// When the record's first read is still waiting, its handles fail with
-    /// `error` and the record is forgotten, so the next open subscribes again.
-    /// Returns whether such a read was waiting.
+    /// `SUBSCRIBECREATEANDREAD`, `SUBSCRIBEANDREAD` or `SUBSCRIBEANDHEAD`),
+    /// for its first read or for its subscription again after a
+    /// reconnection. The record is forgotten, so the next open subscribes
+    /// again: handles still waiting for the record fail with `error`, the
+    /// other handles get `Event::RecordClosed`, and writes kept until the
+    /// record was ready fail. A denied resubscription is also reported once
+    /// as `Event::Error`, since no request of the application carries it.
+    /// Returns whether the record was waiting for such a subscription.
     ///
     /// A bulk subscription is denied name by name: both our server and the
     /// official server 7.0.2 send one denial per denied name, carrying that
@@ -453,23 +454,24 @@ impl RecordHandler {
             });
         }
 
-        let read_waiting = self
-            .records
-            .get(&message.name)
-            .is_some_and(|record| record.status == Status::Subscribing);
-        if !read_waiting {
-            return false;
-        }
+        // A record in another status has its subscription already, so the
+        // denial is not a reply to one of its requests.
+        let resubscribing = match self.records.get(&message.name).map(|record| record.status) {
+            Some(Status::Subscribing) => false,
+            Some(Status::Resubscribing) => true,
+            _ => return false,
+        };
         let Some(record) = self.remove_record(shared, &message.name) else {
             return false;
         };
-        for handle in record.handles {
-            shared.emit(Event::RecordReadFailed {
-                record: handle,
-                error: error.clone(),
-            });
-        }
+        end_handles(shared, &record, error, |handle| Event::RecordClosed {
+            record: handle,
+            error: error.clone(),
+        });
         fail_pending_writes(shared, record.pending_writes, error);
+        if resubscribing {
+            server_error(shared, message);
+        }
         true
     }
 
@@ -557,9 +559,6 @@ impl RecordHandler {
         let Some(record) = self.records.get_mut(name) else {
             return;
         };
-        if let Some(timer) = record.read_timer.take() {
-            shared.timers.cancel(timer);
-        }
         record.status = Status::Ready;
         let old = record.data.clone();
         let writes = std::mem::take(&mut record.pending_writes);
@@ -593,11 +592,7 @@ impl RecordHandler {
                 acks.push(request);
             }
         }
-        if first {
-            for handle in &record.handles {
-                shared.emit(Event::RecordReady { record: *handle });
-            }
-        }
+        finish_opening(shared, record);
         let changed = old != record.data;
         if changed || first {
             notify_subscribers(shared, record, &old, first);
@@ -789,6 +784,7 @@ impl RecordHandler {
             Err(reason) => {
                 tracing::debug!(%reason, name, "merge failed; keeping local data");
                 record.status = Status::Ready;
+                finish_opening(shared, record);
                 shared.error(SessionError::Server {
                     topic: Topic::Record,
                     action: "VERSION_EXISTS".to_owned(),
@@ -811,6 +807,7 @@ impl RecordHandler {
         record.dirty = false;
         record.version = Some(remote_version.max(0));
         record.data = merged;
+        finish_opening(shared, record);
         notify_subscribers(shared, record, &old, false);
         if remote != Some(&record.data) {
             // A record the server lost (version -1) is created again with the merged data.
@@ -887,17 +884,18 @@ impl RecordHandler {
         any
     }
 
-    /// Forgets a record that was deleted, and emits `RecordDeleted` for its handles.
+    /// Forgets a record that was deleted: handles still waiting for it fail
+    /// with `RecordError::Deleted`, and the others get `RecordDeleted`.
     fn destroy(&mut self, shared: &mut Shared, name: &str) {
         let Some(record) = self.remove_record(shared, name) else {
             return;
         };
-        for handle in record.handles {
-            shared.emit(Event::RecordDeleted { record: handle });
-        }
         let error = RecordError::Deleted {
             name: name.to_owned(),
         };
+        end_handles(shared, &record, &error, |handle| Event::RecordDeleted {
+            record: handle,
+        });
         fail_pending_writes(shared, record.pending_writes, &error);
     }
 
@@ -928,18 +926,16 @@ impl RecordHandler {
         true
     }
 
-    /// Reports a record whose first read was not answered in time.
+    /// Fails the opens of a record that did not become ready in time. The
+    /// record stays, and so do the handles, which a later open joins.
     pub(crate) fn read_timed_out(&mut self, shared: &mut Shared, name: &str) {
         let Some(record) = self.records.get_mut(name) else {
             return;
         };
         record.read_timer = None;
-        if record.status != Status::Subscribing {
-            return;
-        }
-        for handle in &record.handles {
+        for handle in record.opening.drain(..) {
             shared.emit(Event::RecordReadFailed {
-                record: *handle,
+                record: handle,
                 error: RecordError::Timeout,
             });
         }
@@ -957,8 +953,8 @@ impl RecordHandler {
         }
     }
 
-    /// Fails the first read of every record still waiting for it, because
-    /// the client closed for good.
+    /// Fails every open still waiting for its record, because the client
+    /// closed for good.
     pub(crate) fn on_closed(&mut self, shared: &mut Shared) {
         for record in self.records.values_mut() {
             if let Some(timer) = record.read_timer.take() {
@@ -972,12 +968,9 @@ impl RecordHandler {
                     });
                 }
             }
-            if record.status != Status::Subscribing {
-                continue;
-            }
-            for handle in &record.handles {
+            for handle in record.opening.drain(..) {
                 shared.emit(Event::RecordReadFailed {
-                    record: *handle,
+                    record: handle,
                     error: RecordError::ClientOffline,
                 });
             }
@@ -990,8 +983,11 @@ impl RecordHandler {
             let Some(record) = self.records.get_mut(&name) else {
                 continue;
             };
-            if record.version.is_none() {
+            // The read timeout counts from the last reconnection.
+            if !record.opening.is_empty() {
                 start_read_timer(shared, &name, record);
+            }
+            if record.version.is_none() {
                 self.bulk_read.subscribe(shared, &name);
             } else {
                 record.status = Status::Resubscribing;
@@ -1025,6 +1021,38 @@ fn notify_subscribers(shared: &mut Shared, record: &RecordState, old: &Value, fo
                 data: after.map(Value::to_string),
             });
         }
+    }
+}
+
+/// Ends the opens of a record that became ready, and its read timeout.
+fn finish_opening(shared: &mut Shared, record: &mut RecordState) {
+    if let Some(timer) = record.read_timer.take() {
+        shared.timers.cancel(timer);
+    }
+    for handle in record.opening.drain(..) {
+        shared.emit(Event::RecordReady { record: handle });
+    }
+}
+
+/// Tells every handle of a removed record that it is closed: a handle still
+/// waiting for the record gets `Event::RecordReadFailed` with `error`, and
+/// any other handle gets `closed(handle)`.
+fn end_handles(
+    shared: &mut Shared,
+    record: &RecordState,
+    error: &RecordError,
+    closed: impl Fn(RecordId) -> Event,
+) {
+    for handle in &record.handles {
+        let event = if record.opening.contains(handle) {
+            Event::RecordReadFailed {
+                record: *handle,
+                error: error.clone(),
+            }
+        } else {
+            closed(*handle)
+        };
+        shared.emit(event);
     }
 }
 
@@ -1064,6 +1092,18 @@ fn failure_event(waiting: &Waiting, request: RequestId, error: RecordError) -> E
             result: Err(error),
         },
     }
+}
+
+/// Reports an error message of the server that no request waits for.
+fn server_error(shared: &mut Shared, message: &RecordMessage) {
+    let original_action =
+        (message.original_action != 0).then(|| action_name(Topic::Record, message.original_action));
+    shared.error(SessionError::Server {
+        topic: Topic::Record,
+        action: action_name(Topic::Record, message.action),
+        name: message.name.clone(),
+        original_action,
+    });
 }
 
 fn server_failure(message: &RecordMessage) -> RecordError {

@@ -945,6 +945,99 @@ fn event_denied_subscription_ends() {
     assert!(events.iter().any(|e| matches!(e, Event::Error(SessionError::Server { action, .. }) if action == "MESSAGE_DENIED")));
 }
 
+/// Builds the error that the server sends when its permissions deny
+/// `original` for `name`.
+fn event_denial(original: EventAction, name: &str, correlation_id: &str) -> TopicMessage {
+    TopicMessage::Event(EventMessage {
+        name: name.to_owned(),
+        original_action: original.into(),
+        correlation_id: correlation_id.to_owned(),
+        is_error: true,
+        ..event_message(EventAction::MessageDenied)
+    })
+}
+
+#[test]
+fn event_denied_subscription_stops_ack_timeout() {
+    let mut harness = Harness::logged_in(quick_options());
+    let id = harness
+        .session
+        .event_subscribe("secret", harness.time())
+        .unwrap();
+    let sent = harness.sent();
+    let [TopicMessage::Event(subscribe)] = &sent[..] else {
+        panic!("expected one SUBSCRIBE: {sent:?}");
+    };
+
+    harness.receive(event_denial(
+        EventAction::Subscribe,
+        "secret",
+        &subscribe.correlation_id,
+    ));
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::EventSubscriptionEnded {
+                subscription: id,
+                name: "secret".to_owned()
+            },
+            Event::Error(SessionError::Server {
+                topic: Topic::Event,
+                action: "MESSAGE_DENIED".to_owned(),
+                name: "secret".to_owned(),
+                original_action: Some("SUBSCRIBE".to_owned()),
+            })
+        ]
+    );
+    // Our server sends no acknowledgement for a bulk message whose names
+    // are all denied.
+    harness.advance(10_000);
+    assert_eq!(harness.events(), vec![], "the denial is reported once");
+}
+
+#[test]
+fn event_denied_listen_ends_listen() {
+    let mut harness = Harness::logged_in(quick_options());
+    let listen = harness
+        .session
+        .event_listen("secret/.*", harness.time())
+        .unwrap();
+    harness.sent();
+
+    harness.receive(event_denial(EventAction::Listen, "secret/.*", ""));
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::Error(SessionError::Server {
+                topic: Topic::Event,
+                action: "MESSAGE_DENIED".to_owned(),
+                name: "secret/.*".to_owned(),
+                original_action: Some("LISTEN".to_owned()),
+            }),
+            Event::ListenRejected {
+                listen,
+                pattern: "secret/.*".to_owned()
+            }
+        ]
+    );
+    harness.advance(10_000);
+    assert_eq!(harness.events(), vec![], "the denial is reported once");
+    assert_eq!(
+        harness.session.event_unlisten(listen, harness.time()),
+        Err(EventError::UnknownHandle)
+    );
+
+    harness.reconnect();
+    harness.advance(100);
+    assert!(
+        !harness
+            .sent()
+            .iter()
+            .any(|message| matches!(message, TopicMessage::Event(_))),
+        "a denied listen is not sent again after a reconnection"
+    );
+}
+
 #[test]
 fn event_listen_accept_and_stop() {
     let mut harness = Harness::logged_in(quick_options());
@@ -1380,6 +1473,42 @@ fn rpc_provider_error_and_reject() {
 }
 
 #[test]
+fn rpc_denied_provide_stops_ack_timeout() {
+    let mut harness = Harness::logged_in(quick_options());
+    let provider = harness
+        .session
+        .rpc_provide("secret", harness.time())
+        .unwrap();
+    let sent = harness.sent();
+    let [TopicMessage::Rpc(provide)] = &sent[..] else {
+        panic!("expected one PROVIDE: {sent:?}");
+    };
+
+    harness.receive(TopicMessage::Rpc(RpcMessage {
+        original_action: RpcAction::Provide.into(),
+        is_error: true,
+        ..rpc_message(RpcAction::MessageDenied, "secret", &provide.correlation_id)
+    }));
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::RpcProviderEnded {
+                provider,
+                name: "secret".to_owned()
+            },
+            Event::Error(SessionError::Server {
+                topic: Topic::Rpc,
+                action: "MESSAGE_DENIED".to_owned(),
+                name: "secret".to_owned(),
+                original_action: Some("PROVIDE".to_owned()),
+            })
+        ]
+    );
+    harness.advance(10_000);
+    assert_eq!(harness.events(), vec![], "the denial is reported once");
+}
+
+#[test]
 fn rpc_request_without_provider_is_rejected() {
     let mut harness = Harness::logged_in(quick_options());
     harness.receive(TopicMessage::Rpc(rpc_message(
@@ -1570,6 +1699,44 @@ fn presence_changes_reach_subscribers() {
         matches!(&sent[..], [TopicMessage::Presence(m)] if m.action == PresenceAction::UnsubscribeAll as i32),
         "{sent:?}"
     );
+}
+
+#[test]
+fn presence_denied_subscriptions_stop_ack_timeouts() {
+    let mut harness = Harness::logged_in(quick_options());
+    harness
+        .session
+        .presence_subscribe("ada", harness.time())
+        .unwrap();
+    harness.session.presence_subscribe_all(harness.time());
+    let sent = harness.sent();
+    let [TopicMessage::Presence(subscribe), TopicMessage::Presence(_)] = &sent[..] else {
+        panic!("expected SUBSCRIBE and SUBSCRIBE_ALL: {sent:?}");
+    };
+
+    for (original, name, correlation_id) in [
+        (
+            PresenceAction::Subscribe,
+            "ada",
+            subscribe.correlation_id.as_str(),
+        ),
+        // Our server checks a subscription to all users against the name
+        // "undefined", as deepstream 7.0 does.
+        (PresenceAction::SubscribeAll, "undefined", ""),
+    ] {
+        harness.receive(TopicMessage::Presence(PresenceMessage {
+            action: PresenceAction::MessageDenied.into(),
+            original_action: original.into(),
+            name: name.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            is_error: true,
+            ..Default::default()
+        }));
+    }
+    let errors = harness.errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    harness.advance(10_000);
+    assert_eq!(harness.events(), vec![], "each denial is reported once");
 }
 
 #[test]

@@ -1056,3 +1056,315 @@ fn denial_without_waiting_open_is_session_error() {
     );
     assert_eq!(harness.session.record_version(record), Ok(Some(1)));
 }
+
+/// Reconnects, and returns the one `SUBSCRIBEANDHEAD` that subscribes the
+/// open records again.
+fn resubscribe(harness: &mut Harness) -> RecordMessage {
+    harness.reconnect();
+    harness.advance(100);
+    harness.events();
+    let sent = records_sent(harness);
+    let [head] = &sent[..] else {
+        panic!("expected one SUBSCRIBEANDHEAD: {sent:?}");
+    };
+    assert_eq!(head.action, RecordAction::Subscribeandhead as i32);
+    head.clone()
+}
+
+fn head_response(name: &str, version: i32) -> TopicMessage {
+    TopicMessage::Record(RecordMessage {
+        version: Some(version),
+        ..record_message(RecordAction::HeadResponse, name)
+    })
+}
+
+#[test]
+fn get_while_resubscribing_waits_for_head() {
+    let (mut harness, _) = ready_record("r", 2, r#"{"a":1}"#);
+    resubscribe(&mut harness);
+    let second = harness.session.record_get("r", harness.time()).unwrap();
+    assert_eq!(harness.events(), vec![], "ready before the head response");
+    assert!(harness.sent().is_empty(), "second handle subscribed again");
+
+    harness.receive(head_response("r", 2));
+    assert_eq!(
+        harness.events(),
+        vec![Event::RecordReady { record: second }]
+    );
+    assert_eq!(data_of(&harness, second), serde_json::json!({"a":1}));
+}
+
+#[test]
+fn get_while_merging_waits_for_read() {
+    let (mut harness, _) = ready_record("r", 2, r#"{"a":1}"#);
+    resubscribe(&mut harness);
+    harness.receive(head_response("r", 4));
+    let sent = records_sent(&mut harness);
+    assert_eq!(sent[0].action, RecordAction::Read as i32);
+    let second = harness.session.record_get("r", harness.time()).unwrap();
+    assert_eq!(harness.events(), vec![], "ready before the merge");
+
+    harness.receive(read_response("r", 4, r#"{"a":4}"#));
+    assert_eq!(
+        harness.events(),
+        vec![Event::RecordReady { record: second }]
+    );
+    assert_eq!(data_of(&harness, second), serde_json::json!({"a":4}));
+}
+
+#[test]
+fn get_while_resubscribing_times_out() {
+    let (mut harness, first) = ready_record("r", 2, "{}");
+    resubscribe(&mut harness);
+    harness.advance(1000);
+    let second = harness.session.record_get("r", harness.time()).unwrap();
+    harness.advance(14_999);
+    let failures = |harness: &mut Harness| -> Vec<Event> {
+        harness
+            .events()
+            .into_iter()
+            .filter(|event| !matches!(event, Event::Error(SessionError::AckTimeout { .. })))
+            .collect()
+    };
+    assert_eq!(failures(&mut harness), vec![]);
+    harness.advance(1);
+    assert_eq!(
+        failures(&mut harness),
+        vec![Event::RecordReadFailed {
+            record: second,
+            error: RecordError::Timeout
+        }],
+        "the timeout counts from the open and fails only the new handle"
+    );
+
+    harness.receive(head_response("r", 2));
+    assert_eq!(harness.events(), vec![], "an open ends once");
+    assert_eq!(harness.session.record_version(first), Ok(Some(2)));
+}
+
+#[test]
+fn get_while_resubscribing_fails_on_close() {
+    let (mut harness, _) = ready_record("r", 2, "{}");
+    resubscribe(&mut harness);
+    let second = harness.session.record_get("r", harness.time()).unwrap();
+    harness.session.close(harness.time());
+    let opens: Vec<Event> = harness
+        .events()
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::RecordReady { .. } | Event::RecordReadFailed { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        opens,
+        vec![Event::RecordReadFailed {
+            record: second,
+            error: RecordError::ClientOffline
+        }]
+    );
+    harness.advance(100_000);
+    assert_eq!(harness.events(), vec![], "the read timer was stopped");
+}
+
+#[test]
+fn get_while_resubscribing_fails_when_record_gone() {
+    let (mut harness, first) = ready_record("r", 2, "{}");
+    resubscribe(&mut harness);
+    let second = harness.session.record_get("r", harness.time()).unwrap();
+    harness.receive(head_response("r", -1));
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::RecordDeleted { record: first },
+            Event::RecordReadFailed {
+                record: second,
+                error: RecordError::Deleted {
+                    name: "r".to_owned()
+                }
+            }
+        ]
+    );
+}
+
+#[test]
+fn get_after_read_timeout_waits_again() {
+    let mut harness = Harness::logged_in(quick_options());
+    let first = harness.session.record_get("slow", harness.time()).unwrap();
+    harness.sent();
+    harness.advance(15_000);
+    harness.events();
+
+    let second = harness.session.record_get("slow", harness.time()).unwrap();
+    assert!(harness.sent().is_empty(), "second handle subscribed again");
+    harness.advance(15_000);
+    let failures: Vec<Event> = harness
+        .events()
+        .into_iter()
+        .filter(|event| !matches!(event, Event::Error(_)))
+        .collect();
+    assert_eq!(
+        failures,
+        vec![Event::RecordReadFailed {
+            record: second,
+            error: RecordError::Timeout
+        }],
+        "each open gets its own timeout and ends once"
+    );
+
+    harness.receive(read_response("slow", 1, "{}"));
+    assert_eq!(harness.events(), vec![]);
+    assert_eq!(harness.session.record_version(first), Ok(Some(1)));
+}
+
+#[test]
+fn denied_resubscribe_closes_record() {
+    for (action, action_text) in [
+        (RecordAction::MessageDenied, "MESSAGE_DENIED"),
+        (
+            RecordAction::MessagePermissionError,
+            "MESSAGE_PERMISSION_ERROR",
+        ),
+    ] {
+        let (mut harness, ready) = ready_record("vault/key", 2, r#"{"a":1}"#);
+        let subscription = harness
+            .session
+            .record_subscribe(ready, None, false)
+            .unwrap();
+        let head = resubscribe(&mut harness);
+        let waiting = harness
+            .session
+            .record_get("vault/key", harness.time())
+            .unwrap();
+        let write = harness
+            .session
+            .record_set(ready, Some("a"), "2", true, harness.time())
+            .unwrap()
+            .expect("a write with acknowledgement returns a request");
+        assert_eq!(harness.events(), vec![]);
+
+        harness.receive(denial(
+            action,
+            RecordAction::Subscribeandhead,
+            "vault/key",
+            &head.correlation_id,
+        ));
+        let error = RecordError::Server {
+            action: action_text.to_owned(),
+        };
+        assert_eq!(
+            harness.events(),
+            vec![
+                Event::RecordClosed {
+                    record: ready,
+                    error: error.clone()
+                },
+                Event::RecordReadFailed {
+                    record: waiting,
+                    error: error.clone()
+                },
+                Event::RecordWriteResult {
+                    request: write,
+                    result: Err(error)
+                },
+                Event::Error(SessionError::Server {
+                    topic: Topic::Record,
+                    action: action_text.to_owned(),
+                    name: "vault/key".to_owned(),
+                    original_action: Some("SUBSCRIBEANDHEAD".to_owned()),
+                })
+            ],
+            "each handle and write told once, and the denial reported once"
+        );
+        assert!(records_sent(&mut harness).is_empty(), "the write was sent");
+        for handle in [ready, waiting] {
+            assert_eq!(
+                harness.session.record_version(handle),
+                Err(RecordError::UnknownHandle)
+            );
+        }
+        assert_eq!(
+            harness.session.record_unsubscribe(subscription),
+            Err(RecordError::UnknownHandle)
+        );
+
+        // Past the acknowledgement timeout and the read timeout.
+        harness.advance(20_000);
+        assert_eq!(
+            harness.events(),
+            vec![],
+            "a denied resubscription ends once"
+        );
+    }
+}
+
+#[test]
+fn open_after_denied_resubscribe_subscribes_again() {
+    let (mut harness, _) = ready_record("vault/key", 2, "{}");
+    let head = resubscribe(&mut harness);
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribeandhead,
+        "vault/key",
+        &head.correlation_id,
+    ));
+    harness.events();
+
+    let (record, _) = open_unanswered(&mut harness, "vault/key");
+    harness.receive(read_response("vault/key", 3, r#"{"pin":1}"#));
+    assert_eq!(harness.events(), vec![Event::RecordReady { record }]);
+    assert_eq!(data_of(&harness, record), serde_json::json!({"pin":1}));
+}
+
+#[test]
+fn bulk_resubscribe_denial_closes_only_its_name() {
+    let mut harness = Harness::logged_in(options());
+    let allowed = harness
+        .session
+        .record_get("open/a", harness.time())
+        .unwrap();
+    let denied = harness
+        .session
+        .record_get("vault/key", harness.time())
+        .unwrap();
+    harness.advance(100);
+    harness.sent();
+    harness.receive(read_response("open/a", 1, "{}"));
+    harness.receive(read_response("vault/key", 1, "{}"));
+    harness.events();
+
+    let head = resubscribe(&mut harness);
+    assert_eq!(head.names, ["open/a", "vault/key"]);
+    harness.receive(denial(
+        RecordAction::MessageDenied,
+        RecordAction::Subscribeandhead,
+        "vault/key",
+        &head.correlation_id,
+    ));
+    harness.receive(TopicMessage::Record(RecordMessage {
+        correlation_id: head.correlation_id.clone(),
+        is_ack: true,
+        ..record_message(RecordAction::Subscribeandhead, "")
+    }));
+    harness.receive(head_response("open/a", 1));
+    let events = harness.events();
+    assert!(
+        events.contains(&Event::RecordClosed {
+            record: denied,
+            error: RecordError::Server {
+                action: "MESSAGE_DENIED".to_owned()
+            }
+        }),
+        "{events:?}"
+    );
+    assert_eq!(harness.session.record_version(allowed), Ok(Some(1)));
+    harness
+        .session
+        .record_set(allowed, Some("b"), "1", false, harness.time())
+        .unwrap();
+    let sent = records_sent(&mut harness);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].action(), RecordAction::Patch, "the record is ready");
+}
