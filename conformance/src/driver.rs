@@ -66,8 +66,11 @@ impl Driver {
         let (program, arguments) = command
             .split_first()
             .ok_or_else(|| driver_error("empty driver command".to_owned()))?;
+        // Without RUST_LOG the Rust driver logs only warnings; a runner
+        // started with RUST_LOG=debug would otherwise flood its stderr.
         let mut child = Command::new(program)
             .args(arguments)
+            .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -105,8 +108,14 @@ impl Driver {
             .command(connect, Duration::from_secs(10))
             .await
             .map_err(driver_error)?;
-        if let Some(error) = reply.get("error") {
-            return Err(driver_error(format!("connect to {url} failed: {error}")));
+        if let Some(error) = reply.get("error").filter(|error| !error.is_null()) {
+            let message = reply
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            return Err(driver_error(format!(
+                "connect to {url} failed: {error}: {message}"
+            )));
         }
         Ok(driver)
     }

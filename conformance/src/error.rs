@@ -39,6 +39,9 @@ pub enum ConformanceError {
         /// The problem found.
         reason: String,
     },
+    /// The command line selects nothing to run, or names something twice.
+    #[error("{0}")]
+    Usage(String),
     /// A driver process did not start or broke the driver protocol.
     #[error("driver {client}: {reason}")]
     Driver {

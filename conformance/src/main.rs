@@ -44,9 +44,9 @@ struct Arguments {
     /// Expected-failures file [default: conformance/expected-failures.yml].
     #[arg(long)]
     expected_failures: Option<PathBuf>,
-    /// Path of the Markdown report.
-    #[arg(long, default_value = "target/conformance-report.md")]
-    report: PathBuf,
+    /// Path of the Markdown report [default: target/conformance-report.md in the workspace].
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -79,7 +79,19 @@ fn main() -> ExitCode {
     }
 
     let arguments = Arguments::parse();
-    match runtime.block_on(run(arguments)) {
+    // On Ctrl-C the run is dropped, and with it the servers, PostgreSQL and
+    // drivers of the current cell, which stop themselves on drop.
+    let interruptible = async {
+        tokio::select! {
+            result = run(arguments) => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    };
+    let Some(result) = runtime.block_on(interruptible) else {
+        eprintln!("interrupted; the servers of the current cell were stopped");
+        return ExitCode::from(130);
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -107,22 +119,13 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
         .scenarios
         .clone()
         .unwrap_or_else(|| workspace.join("conformance/scenarios"));
-    let mut scenarios = Vec::new();
-    for path in scenario_files(&folder)? {
-        let scenario = Scenario::load(&path)?;
-        if arguments
-            .filter
-            .as_ref()
-            .is_none_or(|filter| scenario.name.contains(filter.as_str()))
-        {
-            scenarios.push(scenario);
-        }
-    }
-    let expectations_path = arguments
-        .expected_failures
+    let scenarios = load_scenarios(&folder, arguments.filter.as_deref())?;
+    let expected = expected_failures(&arguments, &workspace)?;
+    check_installed(&targets, &scenarios)?;
+    let report_path = arguments
+        .report
         .clone()
-        .unwrap_or_else(|| workspace.join("conformance/expected-failures.yml"));
-    let expected = report::load_expected_failures(&expectations_path)?;
+        .unwrap_or_else(|| workspace.join("target/conformance-report.md"));
 
     let mut cells = Vec::new();
     let mut columns = Vec::new();
@@ -148,8 +151,7 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
         .map(|scenario| scenario.name.clone())
         .collect();
     let text = report::markdown(&names, &columns, &cells, &expected);
-    if let Some(parent) = arguments
-        .report
+    if let Some(parent) = report_path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
     {
@@ -158,21 +160,87 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
             source,
         })?;
     }
-    std::fs::write(&arguments.report, text).map_err(|source| ConformanceError::Io {
-        action: format!("writing {}", arguments.report.display()),
+    std::fs::write(&report_path, text).map_err(|source| ConformanceError::Io {
+        action: format!("writing {}", report_path.display()),
         source,
     })?;
 
-    let failures = cells
-        .iter()
-        .filter(|cell| report::verdict(cell, &expected) == Verdict::Fail)
-        .count();
+    let count = |verdict: Verdict| {
+        cells
+            .iter()
+            .filter(|cell| report::verdict(cell, &expected) == verdict)
+            .count()
+    };
+    let failures = count(Verdict::Fail);
     println!(
-        "{} cells, {failures} unexpected failures; report in {}",
+        "{} cells: {} passed, {failures} failed, {} expected failures, {} unexpected passes, \
+         {} skipped; report in {}",
         cells.len(),
-        arguments.report.display()
+        count(Verdict::Pass),
+        count(Verdict::ExpectedFail),
+        count(Verdict::UnexpectedPass),
+        count(Verdict::Skip),
+        report_path.display()
     );
     Ok(failures == 0)
+}
+
+/// Loads the scenario files of `folder` whose name contains `filter`, and
+/// fails when none is left, so that a typo cannot turn a run green.
+fn load_scenarios(folder: &Path, filter: Option<&str>) -> Result<Vec<Scenario>, ConformanceError> {
+    let mut scenarios = Vec::new();
+    for path in scenario_files(folder)? {
+        let scenario = Scenario::load(&path)?;
+        if filter.is_none_or(|filter| scenario.name.contains(filter)) {
+            scenarios.push(scenario);
+        }
+    }
+    if scenarios.is_empty() {
+        let reason = match filter {
+            Some(filter) => format!(
+                "no scenario in {} has a name that contains {filter:?}",
+                folder.display()
+            ),
+            None => format!("{} has no scenario files (*.yml)", folder.display()),
+        };
+        return Err(ConformanceError::Usage(reason));
+    }
+    Ok(scenarios)
+}
+
+/// Reads the expected failures. The default file may be missing, but one
+/// given with --expected-failures must exist.
+fn expected_failures(
+    arguments: &Arguments,
+    workspace: &Path,
+) -> Result<Vec<report::ExpectedFailure>, ConformanceError> {
+    let path = match &arguments.expected_failures {
+        Some(path) if !path.is_file() => {
+            return Err(ConformanceError::Usage(format!(
+                "--expected-failures {} is not a file",
+                path.display()
+            )));
+        }
+        Some(path) => path.clone(),
+        None => workspace.join("conformance/expected-failures.yml"),
+    };
+    report::load_expected_failures(&path)
+}
+
+/// Checks before the first cell that the servers and PostgreSQL the run
+/// needs are installed, so that a missing program stops the run with status
+/// 2 instead of failing every cell.
+fn check_installed(targets: &[Target], scenarios: &[Scenario]) -> Result<(), ConformanceError> {
+    for target in targets {
+        target.check_installed()?;
+    }
+    let starts_servers = targets
+        .iter()
+        .any(|target| !matches!(target, Target::Url(_)));
+    if starts_servers && scenarios.iter().any(|scenario| scenario.storage.is_some()) {
+        deepstream_conformance::postgres::check_installed()?;
+    }
+    Ok(())
 }
 
 fn print_cell(cell: &Cell, verdict: Verdict) {
@@ -222,6 +290,22 @@ fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, Confo
         }
         targets.push(Target::Url(url.clone()));
     }
+    if targets.is_empty() {
+        return Err(ConformanceError::Usage(
+            "no target: pass --target ours,node, --url, or both".to_owned(),
+        ));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        if targets[..index]
+            .iter()
+            .any(|earlier| earlier.label() == target.label())
+        {
+            return Err(ConformanceError::Usage(format!(
+                "target {} is named twice",
+                target.label()
+            )));
+        }
+    }
     Ok(targets)
 }
 
@@ -236,10 +320,23 @@ fn drivers(names: &[String], workspace: &Path) -> Result<Vec<DriverKind>, Confor
         for part in name.split('+') {
             commands.push(driver_command(part, workspace)?);
         }
+        if drivers
+            .iter()
+            .any(|driver: &DriverKind| &driver.label == name)
+        {
+            return Err(ConformanceError::Usage(format!(
+                "client column {name} is named twice"
+            )));
+        }
         drivers.push(DriverKind {
             label: name.clone(),
             commands,
         });
+    }
+    if drivers.is_empty() {
+        return Err(ConformanceError::Usage(
+            "no client: pass --client with rust, js or a mix such as rust+js".to_owned(),
+        ));
     }
     Ok(drivers)
 }
@@ -254,9 +351,8 @@ fn driver_command(name: &str, workspace: &Path) -> Result<Vec<String>, Conforman
             Ok(vec![exe.display().to_string(), DRIVE_RUST.to_owned()])
         }
         "js" => js_driver(workspace),
-        other => Err(ConformanceError::Driver {
-            client: other.to_owned(),
-            reason: "unknown client: use `rust`, `js`, or a mix such as `rust+js`".to_owned(),
-        }),
+        other => Err(ConformanceError::Usage(format!(
+            "unknown client {other:?}: use `rust`, `js`, or a mix such as `rust+js`"
+        ))),
     }
 }

@@ -52,6 +52,7 @@ pub struct Postgres {
     folder: PathBuf,
     bin: PathBuf,
     run_as: Option<&'static str>,
+    stopped: bool,
 }
 
 impl Postgres {
@@ -122,6 +123,7 @@ impl Postgres {
             folder,
             bin,
             run_as,
+            stopped: false,
         };
         if let Err(reason) = postgres.wait_ready().await {
             let log =
@@ -242,6 +244,7 @@ impl Postgres {
     /// Stops the server with `pg_ctl stop` (a fast shutdown), kills it if it
     /// is still running after a timeout, and removes its folder.
     pub async fn stop(&mut self) {
+        self.stopped = true;
         let stopped = as_user(self.run_as, &self.bin.join("pg_ctl"))
             .arg("stop")
             .arg("-D")
@@ -275,6 +278,41 @@ impl Postgres {
             tracing::warn!(%error, folder = %self.folder.display(), "removing the postgres folder failed");
         }
     }
+}
+
+impl Drop for Postgres {
+    /// Stops a server that [`Postgres::stop`] did not stop, as when the
+    /// runner is interrupted, with a blocking `pg_ctl stop -m immediate`, and
+    /// removes its folder.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut command = match self.run_as {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&pg_ctl);
+                command
+            }
+            None => std::process::Command::new(&pg_ctl),
+        };
+        let _ = command
+            .arg("stop")
+            .arg("-D")
+            .arg(self.folder.join("data"))
+            .args(["-m", "immediate", "-w", "-t", "5"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// Checks that `initdb` and `postgres` are installed.
+pub fn check_installed() -> Result<(), ConformanceError> {
+    postgres_bin().map(drop)
 }
 
 /// Finds the folder with `initdb` and `postgres`: on PATH, or where Debian

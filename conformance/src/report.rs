@@ -45,6 +45,18 @@ pub fn load_expected_failures(path: &Path) -> Result<Vec<ExpectedFailure>, Confo
             reason: error.to_string(),
         })?;
     let entries = entries.unwrap_or_default();
+    if let Some(entry) = entries
+        .iter()
+        .find(|entry| !["ours", "node", "url", "*"].contains(&entry.target.as_str()))
+    {
+        return Err(ConformanceError::InvalidExpectations {
+            path: path.to_owned(),
+            reason: format!(
+                "the entry for {} has the target {:?}; expected ours, node, url or *",
+                entry.scenario, entry.target
+            ),
+        });
+    }
     if let Some(entry) = entries.iter().find(|entry| entry.reason.trim().is_empty()) {
         return Err(ConformanceError::InvalidExpectations {
             path: path.to_owned(),
@@ -240,6 +252,13 @@ mod tests {
         )
         .expect("write file");
         assert!(load_expected_failures(&path).is_err());
+        std::fs::write(
+            &path,
+            "- {scenario: a, target: nodejs, client: '*', reason: r}\n",
+        )
+        .expect("write file");
+        let error = load_expected_failures(&path).expect_err("unknown target");
+        assert!(error.to_string().contains("\"nodejs\""), "{error}");
         std::fs::write(&path, "").expect("write file");
         assert!(
             load_expected_failures(&path)

@@ -167,6 +167,11 @@ impl Scenario {
         if raw.clients.is_empty() {
             return Err("`clients` must name at least one client".to_owned());
         }
+        for (index, client) in raw.clients.iter().enumerate() {
+            if raw.clients[..index].contains(client) {
+                return Err(format!("client {client:?} is listed twice in `clients`"));
+            }
+        }
         let permissions = match raw.permissions {
             None => None,
             Some(rules @ serde_yaml::Value::Mapping(_)) => Some(
@@ -198,15 +203,63 @@ impl Scenario {
     }
 }
 
+/// The commands of the driver protocol that a step can send, each with the
+/// arguments it takes, as `conformance/README.md` lists them.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("login", &["auth"]),
+    ("close", &[]),
+    ("subscribe", &["name"]),
+    ("subscribe-many", &["prefix", "count"]),
+    ("unsubscribe", &["name"]),
+    ("emit", &["name", "data"]),
+    ("listen", &["pattern"]),
+    ("record-listen", &["pattern"]),
+    ("accept", &["name"]),
+    ("reject", &["name"]),
+    ("provide", &["name", "reply", "fail", "reject"]),
+    ("make", &["name", "data"]),
+    ("presence-get-all", &[]),
+    ("presence-get", &["users"]),
+    ("presence-subscribe", &["user"]),
+    ("record-get", &["name"]),
+    ("record-version", &["name"]),
+    ("record-set", &["name", "path", "data", "ack"]),
+    ("record-erase", &["name", "path"]),
+    ("record-subscribe", &["name", "path"]),
+    ("record-subscribe-many", &["prefix", "count"]),
+    ("record-delete", &["name"]),
+    ("record-has", &["name"]),
+    ("record-snapshot", &["name"]),
+    ("record-head", &["name"]),
+    ("record-set-data", &["name", "path", "data"]),
+    ("record-notify", &["names"]),
+    ("list-get", &["name"]),
+    ("list-set", &["name", "entries"]),
+    ("list-add", &["name", "entry", "index"]),
+    ("list-remove", &["name", "entry"]),
+    ("list-subscribe", &["name"]),
+];
+
+/// Keys that every command step may set besides the command's arguments.
+const COMMAND_KEYS: &[&str] = &["client", "result", "error", "save", "equals", "within_ms"];
+
 fn check_step(raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
     match raw.operation.as_str() {
         "wait" => {
+            allow_only(&raw, &["ms"])?;
             let ms = raw.ms.ok_or("`wait` needs `ms`")?;
             Ok(Step::Wait(Duration::from_millis(checked_ms(ms, "ms")?)))
         }
-        "together" => check_together(raw, context),
-        "storage-set" => check_storage_set(raw, context),
+        "together" => {
+            allow_only(&raw, &["steps"])?;
+            check_together(raw, context)
+        }
+        "storage-set" => {
+            allow_only(&raw, &["name", "version", "data"])?;
+            check_storage_set(raw, context)
+        }
         "observe" => {
+            allow_only(&raw, &["client", "match", "absent", "within_ms"])?;
             let within = within(&raw)?;
             let client = checked_client(raw.client, context)?;
             let pattern = raw.pattern.ok_or("`observe` needs `match`")?;
@@ -221,15 +274,55 @@ fn check_step(raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
     }
 }
 
+/// Rejects every key of `raw` that is not in `allowed`, so that a typo such
+/// as `resutl` fails the scenario instead of silently dropping a check.
+fn allow_only(raw: &RawStep, allowed: &[&str]) -> Result<(), String> {
+    let mut present: Vec<&str> = Vec::new();
+    for (key, set) in [
+        ("client", raw.client.is_some()),
+        ("result", raw.result.is_some()),
+        ("error", raw.error.is_some()),
+        ("save", raw.save.is_some()),
+        ("equals", raw.equals.is_some()),
+        ("within_ms", raw.within_ms.is_some()),
+        ("match", raw.pattern.is_some()),
+        ("absent", raw.absent),
+        ("ms", raw.ms.is_some()),
+    ] {
+        if set {
+            present.push(key);
+        }
+    }
+    present.extend(raw.arguments.keys().map(String::as_str));
+    match present.into_iter().find(|key| !allowed.contains(key)) {
+        None => Ok(()),
+        Some(key) => Err(format!(
+            "`{key}` does not apply to `{}`, which takes {}",
+            raw.operation,
+            allowed
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 fn check_command(raw: RawStep, context: &mut Context<'_>) -> Result<CommandStep, String> {
-    let within = within(&raw)?;
-    let client = checked_client(raw.client, context)?;
-    if raw.pattern.is_some() || raw.absent || raw.ms.is_some() {
+    let Some((_, arguments)) = COMMANDS
+        .iter()
+        .find(|(operation, _)| *operation == raw.operation)
+    else {
         return Err(format!(
-            "`match`, `absent` and `ms` do not apply to `{}`",
+            "unknown command `{}`: use `wait`, `observe`, `together`, `storage-set` or a \
+             driver command listed in conformance/README.md",
             raw.operation
         ));
-    }
+    };
+    let allowed: Vec<&str> = COMMAND_KEYS.iter().chain(*arguments).copied().collect();
+    allow_only(&raw, &allowed)?;
+    let within = within(&raw)?;
+    let client = checked_client(raw.client, context)?;
 
     let reply = match (raw.result, raw.error, raw.equals) {
         (None, None, None) => ExpectedReply::Success,
@@ -263,9 +356,6 @@ fn check_together(mut raw: RawStep, context: &mut Context<'_>) -> Result<Step, S
         .arguments
         .remove("steps")
         .ok_or("`together` needs `steps`")?;
-    if raw.client.is_some() || !raw.arguments.is_empty() {
-        return Err("`together` takes only `steps`; put clients and arguments in them".to_owned());
-    }
     let Value::Array(inner) = inner else {
         return Err("`steps` of `together` must be a list".to_owned());
     };
@@ -313,9 +403,6 @@ fn check_storage_set(mut raw: RawStep, context: &Context<'_>) -> Result<Step, St
         .arguments
         .remove("data")
         .ok_or("`storage-set` needs `data`")?;
-    if let Some(extra) = raw.arguments.keys().next() {
-        return Err(format!("`storage-set` does not take `{extra}`"));
-    }
     Ok(Step::StorageSet {
         name,
         version,
@@ -473,7 +560,24 @@ steps:
             ("steps: [{do: together, steps: 3}]", "must be a list"),
             (
                 "steps: [{do: together, client: a, steps: []}]",
-                "takes only `steps`",
+                "`client` does not apply to `together`",
+            ),
+            (
+                "steps: [{client: a, do: make, resutl: 3}]",
+                "`resutl` does not apply to `make`",
+            ),
+            (
+                "steps: [{client: a, do: observe, match: {}, result: 1}]",
+                "`result` does not apply to `observe`",
+            ),
+            (
+                "steps: [{do: wait, ms: 1, client: a}]",
+                "`client` does not apply to `wait`",
+            ),
+            ("steps: [{do: sleep, ms: 1}]", "unknown command `sleep`"),
+            (
+                "steps: [{client: a, do: record-sett, name: r}]",
+                "unknown command `record-sett`",
             ),
             (
                 "steps: [{do: together, steps: [{client: a, do: make}, {do: wait, ms: 1}]}]",
@@ -501,7 +605,7 @@ steps:
             ),
             (
                 "storage: postgres\nsteps: [{do: storage-set, name: r, version: 1, data: 1, x: 2}]",
-                "does not take `x`",
+                "`x` does not apply to `storage-set`",
             ),
             ("storage: redis\nsteps: []", "unknown variant"),
             ("permissions: [1]\nsteps: []", "must be a mapping"),
@@ -525,6 +629,7 @@ steps:
                 "description: x\nclients: [a]\nsteps: [{client: z, do: login}]",
                 "not listed",
             ),
+            ("description: x\nclients: [a, a]\nsteps: []", "listed twice"),
             (
                 "description: x\nclients: [a]\nsteps: [{do: login}]",
                 "`client` is missing",

@@ -63,6 +63,16 @@ impl Target {
         }
     }
 
+    /// Checks that the program this target starts is installed. A URL
+    /// target needs nothing.
+    pub fn check_installed(&self) -> Result<(), ConformanceError> {
+        match self {
+            Target::Ours { binary } => require_file(self, binary).map(drop),
+            Target::Node { script } => require_file(self, script).map(drop),
+            Target::Url(_) => Ok(()),
+        }
+    }
+
     /// Starts the server for one scenario with the config in `setup`.
     /// For a URL target it starts nothing and ignores `setup`, so callers
     /// skip scenarios that need a config there.
@@ -97,7 +107,10 @@ impl Target {
         let log_copy = log
             .try_clone()
             .map_err(|error| self.error(format!("duplicating the log handle: {error}")))?;
+        // The server logs at the config's `logLevel`; a RUST_LOG meant for
+        // the runner would override it.
         let child = Command::new("timeout")
+            .env_remove("RUST_LOG")
             .arg("--kill-after=5")
             .arg(SERVER_LIFETIME.as_secs().to_string())
             .arg(&program)
@@ -106,7 +119,6 @@ impl Target {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_copy)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|error| self.error(format!("starting {}: {error}", program.display())))?;
 
@@ -200,6 +212,21 @@ impl RunningServer {
         if let Err(error) = std::fs::remove_dir_all(&process.folder) {
             tracing::warn!(%error, folder = %process.folder.display(), "removing the server folder failed");
         }
+    }
+}
+
+impl Drop for RunningServer {
+    /// Stops a server that [`RunningServer::stop`] did not stop, as when the
+    /// runner is interrupted: SIGTERM reaches the server through `timeout`,
+    /// and the folder is removed without waiting for the exit.
+    fn drop(&mut self) {
+        let Some(process) = self.process.take() else {
+            return;
+        };
+        if let Some(pid) = process.child.id().and_then(|id| Pid::from_raw(id as i32)) {
+            let _ = rustix::process::kill_process(pid, Signal::TERM);
+        }
+        let _ = std::fs::remove_dir_all(&process.folder);
     }
 }
 
