@@ -302,6 +302,7 @@ impl Connector {
         let description = self.description.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
+                let error = PostgresError(error);
                 tracing::warn!(%error, storage = %description, "a PostgreSQL connection failed");
             }
         });
