@@ -121,7 +121,7 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
         .unwrap_or_else(|| workspace.join("conformance/scenarios"));
     let scenarios = load_scenarios(&folder, arguments.filter.as_deref())?;
     let expected = expected_failures(&arguments, &workspace)?;
-    check_installed(&targets, &scenarios)?;
+    check_installed(&targets, &scenarios, &workspace)?;
     let report_path = arguments
         .report
         .clone()
@@ -230,7 +230,11 @@ fn expected_failures(
 /// Checks before the first cell that the servers and PostgreSQL the run
 /// needs are installed, so that a missing program stops the run with status
 /// 2 instead of failing every cell.
-fn check_installed(targets: &[Target], scenarios: &[Scenario]) -> Result<(), ConformanceError> {
+fn check_installed(
+    targets: &[Target],
+    scenarios: &[Scenario],
+    workspace: &Path,
+) -> Result<(), ConformanceError> {
     for target in targets {
         target.check_installed()?;
     }
@@ -239,6 +243,22 @@ fn check_installed(targets: &[Target], scenarios: &[Scenario]) -> Result<(), Con
         .any(|target| !matches!(target, Target::Url(_)));
     if starts_servers && scenarios.iter().any(|scenario| scenario.storage.is_some()) {
         deepstream_conformance::postgres::check_installed()?;
+    }
+    // Only the Node.js target runs clusters, through Redis.
+    let runs_clusters = targets
+        .iter()
+        .any(|target| matches!(target, Target::Node { .. }))
+        && scenarios.iter().any(|scenario| scenario.cluster.is_some());
+    if runs_clusters {
+        deepstream_conformance::redis::check_installed()?;
+        let plugin =
+            workspace.join("interop/node_modules/@deepstream/clusternode-redis/package.json");
+        if !plugin.is_file() {
+            return Err(ConformanceError::Server {
+                target: "node".to_owned(),
+                reason: format!("{} is missing: run `npm ci` in interop/", plugin.display()),
+            });
+        }
     }
     Ok(())
 }

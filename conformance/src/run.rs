@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use crate::driver::{Driver, DriverKind};
 use crate::postgres::{Layout, Postgres};
+use crate::redis::Redis;
 use crate::scenario::{CommandStep, ExpectedReply, Scenario, Step, StorageKind, contains};
-use crate::target::{ServerSetup, Target, free_port};
+use crate::target::{RunningServer, ServerSetup, Target, free_port};
 
 /// The outcome of one scenario in one cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,22 +27,42 @@ struct Cell<'a> {
     drivers: BTreeMap<String, Driver>,
     saved: BTreeMap<String, Value>,
     storage: Option<(&'a Postgres, Layout)>,
+    server: &'a mut RunningServer,
 }
 
 /// Runs `scenario` against `target`, with its clients driven by the
 /// implementations of `kind`.
 pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKind) -> Outcome {
-    let needs_config =
-        scenario.users.is_some() || scenario.permissions.is_some() || scenario.storage.is_some();
+    let needs_config = scenario.users.is_some()
+        || scenario.permissions.is_some()
+        || scenario.storage.is_some()
+        || scenario.cluster.is_some();
     let layout = match target {
         Target::Url(_) if needs_config => {
             return Outcome::Skip(
                 "needs its own server config, which a URL target cannot take".to_owned(),
             );
         }
+        Target::Ours { .. } if scenario.cluster.is_some() => {
+            return Outcome::Skip(
+                "our server has no clustering yet, so it cannot run a cluster".to_owned(),
+            );
+        }
         Target::Node { .. } => Layout::NodeConnector,
         _ => Layout::Ours,
     };
+
+    let mut redis = None;
+    if scenario.cluster.is_some() {
+        let started = match free_port() {
+            Ok(port) => Redis::start(port).await,
+            Err(error) => return Outcome::Fail(format!("no free port for redis: {error}")),
+        };
+        match started {
+            Ok(started) => redis = Some(started),
+            Err(error) => return Outcome::Fail(error.to_string()),
+        }
+    }
 
     let mut postgres = None;
     if scenario.storage == Some(StorageKind::Postgres) {
@@ -58,11 +79,13 @@ pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKin
         users: scenario.users.as_ref(),
         permissions: scenario.permissions.as_deref(),
         postgres_port: postgres.as_ref().map(Postgres::port),
+        nodes: scenario.cluster.as_ref().map_or(1, |cluster| cluster.nodes),
+        redis_port: redis.as_ref().map(Redis::port),
     };
     let outcome = match target.start(setup).await {
         Ok(mut server) => {
             let storage = postgres.as_ref().map(|postgres| (postgres, layout));
-            let outcome = run_clients(scenario, kind, &server.url, storage).await;
+            let outcome = run_clients(scenario, kind, &mut server, storage).await;
             if let Outcome::Fail(reason) = &outcome {
                 tracing::debug!(scenario = %scenario.name, %reason, log = %server.log_tail(), "scenario failed");
             }
@@ -74,6 +97,9 @@ pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKin
     if let Some(mut postgres) = postgres {
         postgres.stop().await;
     }
+    if let Some(mut redis) = redis {
+        redis.stop().await;
+    }
     outcome
 }
 
@@ -81,17 +107,28 @@ pub async fn run_scenario(scenario: &Scenario, target: &Target, kind: &DriverKin
 async fn run_clients(
     scenario: &Scenario,
     kind: &DriverKind,
-    url: &str,
+    server: &mut RunningServer,
     storage: Option<(&Postgres, Layout)>,
 ) -> Outcome {
     let mut cell = Cell {
         drivers: BTreeMap::new(),
         saved: BTreeMap::new(),
         storage,
+        server,
     };
     let mut outcome = Outcome::Pass;
     for (index, client) in scenario.clients.iter().enumerate() {
-        match Driver::start(kind.command_for(index), client, url).await {
+        let node = scenario
+            .cluster
+            .as_ref()
+            .map_or(0, |cluster| cluster.node_of(client));
+        // Scenario parsing keeps every node index below the node count, and
+        // the target started that many nodes.
+        let Some(url) = cell.server.urls.get(node).cloned() else {
+            outcome = Outcome::Fail(format!("no node {node} for client {client}"));
+            break;
+        };
+        match Driver::start(kind.command_for(index), client, &url).await {
             Ok(driver) => {
                 cell.drivers.insert(client.clone(), driver);
             }
@@ -163,6 +200,7 @@ async fn run_step(step: &Step, cell: &mut Cell<'_>) -> Result<(), String> {
                 )),
             }
         }
+        Step::StopNode(node) => cell.server.stop_node(*node).await,
         Step::StorageSet {
             name,
             version,

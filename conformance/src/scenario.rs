@@ -30,8 +30,37 @@ pub struct Scenario {
     pub permissions: Option<String>,
     /// The storage the server keeps records in, when the scenario names one.
     pub storage: Option<StorageKind>,
+    /// The cluster the scenario runs on, when it sets `cluster`.
+    pub cluster: Option<Cluster>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+}
+
+/// The maximum number of nodes of a cluster scenario.
+pub const MAX_NODES: usize = 5;
+
+/// A cluster of server nodes and the node each client connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// The number of nodes, from 2 to [`MAX_NODES`].
+    pub nodes: usize,
+    /// The node index of each client; clients not listed connect to node 0.
+    pub placement: BTreeMap<String, usize>,
+}
+
+impl Cluster {
+    /// Returns the index of the node that `client` connects to.
+    pub fn node_of(&self, client: &str) -> usize {
+        self.placement.get(client).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    nodes: usize,
+    #[serde(default)]
+    clients: BTreeMap<String, usize>,
 }
 
 /// A storage behind the server that the runner starts and can write to.
@@ -63,6 +92,8 @@ pub enum Step {
     },
     /// Pauses the scenario.
     Wait(Duration),
+    /// Stops one node of a cluster with SIGTERM and waits for it to exit.
+    StopNode(usize),
     /// Writes a record straight into the storage, bypassing the server.
     StorageSet {
         /// The record name.
@@ -133,6 +164,8 @@ struct RawScenario {
     permissions: Option<serde_yaml::Value>,
     #[serde(default)]
     storage: Option<StorageKind>,
+    #[serde(default)]
+    cluster: Option<RawCluster>,
     steps: Vec<RawStep>,
 }
 
@@ -140,6 +173,8 @@ struct RawScenario {
 struct Context<'a> {
     clients: &'a [String],
     storage: Option<StorageKind>,
+    /// The number of nodes: 1 without a cluster.
+    nodes: usize,
     /// Names saved by earlier steps.
     saved: Vec<String>,
 }
@@ -180,9 +215,14 @@ impl Scenario {
             ),
             Some(_) => return Err("`permissions` must be a mapping of sections".to_owned()),
         };
+        let cluster = raw
+            .cluster
+            .map(|cluster| check_cluster(cluster, &raw.clients))
+            .transpose()?;
         let mut context = Context {
             clients: &raw.clients,
             storage: raw.storage,
+            nodes: cluster.as_ref().map_or(1, |cluster| cluster.nodes),
             saved: Vec::new(),
         };
         let mut steps = Vec::with_capacity(raw.steps.len());
@@ -198,9 +238,36 @@ impl Scenario {
             users: raw.users,
             permissions,
             storage: raw.storage,
+            cluster,
             steps,
         })
     }
+}
+
+fn check_cluster(raw: RawCluster, clients: &[String]) -> Result<Cluster, String> {
+    if !(2..=MAX_NODES).contains(&raw.nodes) {
+        return Err(format!(
+            "`cluster.nodes` is {}; expected 2 to {MAX_NODES}",
+            raw.nodes
+        ));
+    }
+    for (client, node) in &raw.clients {
+        if !clients.contains(client) {
+            return Err(format!(
+                "`cluster.clients` names {client:?}, which is not listed in `clients`"
+            ));
+        }
+        if *node >= raw.nodes {
+            return Err(format!(
+                "`cluster.clients` puts {client:?} on node {node}; nodes are 0 to {}",
+                raw.nodes - 1
+            ));
+        }
+    }
+    Ok(Cluster {
+        nodes: raw.nodes,
+        placement: raw.clients,
+    })
 }
 
 /// The commands of the driver protocol that a step can send, each with the
@@ -258,6 +325,10 @@ fn check_step(raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
             allow_only(&raw, &["name", "version", "data"])?;
             check_storage_set(raw, context)
         }
+        "stop-node" => {
+            allow_only(&raw, &["node"])?;
+            check_stop_node(&raw, context)
+        }
         "observe" => {
             allow_only(&raw, &["client", "match", "absent", "within_ms"])?;
             let within = within(&raw)?;
@@ -314,8 +385,8 @@ fn check_command(raw: RawStep, context: &mut Context<'_>) -> Result<CommandStep,
         .find(|(operation, _)| *operation == raw.operation)
     else {
         return Err(format!(
-            "unknown command `{}`: use `wait`, `observe`, `together`, `storage-set` or a \
-             driver command listed in conformance/README.md",
+            "unknown command `{}`: use `wait`, `observe`, `together`, `storage-set`, \
+             `stop-node` or a driver command listed in conformance/README.md",
             raw.operation
         ));
     };
@@ -368,7 +439,7 @@ fn check_together(mut raw: RawStep, context: &mut Context<'_>) -> Result<Step, S
             .map_err(|error| format!("inner step {}: {error}", index + 1))?;
         if matches!(
             step.operation.as_str(),
-            "wait" | "observe" | "together" | "storage-set"
+            "wait" | "observe" | "together" | "storage-set" | "stop-node"
         ) {
             return Err(format!(
                 "inner step {}: `{}` cannot run inside `together`; only commands can",
@@ -381,6 +452,26 @@ fn check_together(mut raw: RawStep, context: &mut Context<'_>) -> Result<Step, S
         commands.push(command);
     }
     Ok(Step::Together(commands))
+}
+
+/// Checks a `stop-node` step, which needs a cluster with that node.
+fn check_stop_node(raw: &RawStep, context: &Context<'_>) -> Result<Step, String> {
+    if context.nodes < 2 {
+        return Err("`stop-node` needs a `cluster` in the scenario".to_owned());
+    }
+    let node = raw
+        .arguments
+        .get("node")
+        .and_then(Value::as_u64)
+        .and_then(|node| usize::try_from(node).ok())
+        .ok_or("`stop-node` needs `node`, a node index")?;
+    if node >= context.nodes {
+        return Err(format!(
+            "`stop-node` names node {node}; nodes are 0 to {}",
+            context.nodes - 1
+        ));
+    }
+    Ok(Step::StopNode(node))
 }
 
 /// Checks a `storage-set` step, which needs a scenario `storage`.
@@ -541,6 +632,18 @@ steps:
     }
 
     #[test]
+    fn parse_cluster() {
+        let text = "description: c\nclients: [a, b]\ncluster: {nodes: 3, clients: {b: 2}}\n\
+                    steps: [{do: stop-node, node: 2}]";
+        let scenario = Scenario::parse("c", text).expect("valid scenario");
+        let cluster = scenario.cluster.expect("cluster");
+        assert_eq!(cluster.nodes, 3);
+        assert_eq!(cluster.node_of("a"), 0);
+        assert_eq!(cluster.node_of("b"), 2);
+        assert!(matches!(scenario.steps[0], Step::StopNode(2)));
+    }
+
+    #[test]
     fn parse_rejects_bad_extras() {
         let header = "description: x\nclients: [a, b]\n";
         let cases = [
@@ -608,6 +711,25 @@ steps:
                 "`x` does not apply to `storage-set`",
             ),
             ("storage: redis\nsteps: []", "unknown variant"),
+            ("cluster: {nodes: 1}\nsteps: []", "expected 2 to 5"),
+            ("cluster: {nodes: 6}\nsteps: []", "expected 2 to 5"),
+            (
+                "cluster: {nodes: 2, clients: {z: 1}}\nsteps: []",
+                "not listed in `clients`",
+            ),
+            (
+                "cluster: {nodes: 2, clients: {a: 2}}\nsteps: []",
+                "nodes are 0 to 1",
+            ),
+            ("steps: [{do: stop-node, node: 0}]", "needs a `cluster`"),
+            (
+                "cluster: {nodes: 2}\nsteps: [{do: stop-node, node: 2}]",
+                "nodes are 0 to 1",
+            ),
+            (
+                "cluster: {nodes: 2}\nsteps: [{do: stop-node}]",
+                "needs `node`",
+            ),
             ("permissions: [1]\nsteps: []", "must be a mapping"),
         ];
         for (body, message) in cases {

@@ -25,7 +25,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server config a scenario needs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ServerSetup<'a> {
     /// Users and passwords for file authentication; open authentication when `None`.
     pub users: Option<&'a BTreeMap<String, String>>,
@@ -34,6 +34,11 @@ pub struct ServerSetup<'a> {
     /// The port of a PostgreSQL server on 127.0.0.1 to keep records in;
     /// the server's default storage when `None`.
     pub postgres_port: Option<u16>,
+    /// The number of nodes to start; 1 for a single server.
+    pub nodes: usize,
+    /// The port of the Redis server on 127.0.0.1 that the nodes of a
+    /// cluster talk through.
+    pub redis_port: Option<u16>,
 }
 
 /// The server a scenario's clients connect to.
@@ -73,15 +78,16 @@ impl Target {
         }
     }
 
-    /// Starts the server for one scenario with the config in `setup`.
-    /// For a URL target it starts nothing and ignores `setup`, so callers
-    /// skip scenarios that need a config there.
+    /// Starts the server for one scenario with the config in `setup`: one
+    /// process, or one per node for a cluster. For a URL target it starts
+    /// nothing and ignores `setup`, so callers skip scenarios that need a
+    /// config there.
     pub async fn start(&self, setup: ServerSetup<'_>) -> Result<RunningServer, ConformanceError> {
-        let (program, mut arguments) = match self {
+        let (program, arguments) = match self {
             Target::Url(url) => {
                 return Ok(RunningServer {
-                    url: url.clone(),
-                    process: None,
+                    urls: vec![url.clone()],
+                    processes: Vec::new(),
                 });
             }
             Target::Ours { binary } => (require_file(self, binary)?, Vec::new()),
@@ -91,6 +97,34 @@ impl Target {
             }
         };
 
+        let mut server = RunningServer {
+            urls: Vec::new(),
+            processes: Vec::new(),
+        };
+        for _ in 0..setup.nodes.max(1) {
+            match self.start_process(&program, &arguments, setup).await {
+                Ok((url, process)) => {
+                    server.urls.push(url);
+                    server.processes.push(Some(process));
+                }
+                Err(error) => {
+                    server.stop().await;
+                    return Err(error);
+                }
+            }
+        }
+        tracing::debug!(target = self.label(), urls = ?server.urls, "server ready");
+        Ok(server)
+    }
+
+    /// Starts one server process on a free port and waits until it accepts
+    /// WebSocket connections.
+    async fn start_process(
+        &self,
+        program: &Path,
+        arguments: &[String],
+        setup: ServerSetup<'_>,
+    ) -> Result<(String, ServerProcess), ConformanceError> {
         let port = free_port().map_err(|error| self.error(format!("no free port: {error}")))?;
         let folder = std::env::temp_dir().join(format!(
             "deepstream-conformance-{}-{}-{port}",
@@ -100,7 +134,6 @@ impl Target {
         write_config(&folder, port, setup).map_err(|error| {
             self.error(format!("writing config in {}: {error}", folder.display()))
         })?;
-        arguments.extend(server_arguments(&folder.join("config.yml"), port));
 
         let log = std::fs::File::create(folder.join("server.log"))
             .map_err(|error| self.error(format!("creating server.log: {error}")))?;
@@ -113,8 +146,9 @@ impl Target {
             .env_remove("RUST_LOG")
             .arg("--kill-after=5")
             .arg(SERVER_LIFETIME.as_secs().to_string())
-            .arg(&program)
-            .args(&arguments)
+            .arg(program)
+            .args(arguments)
+            .args(server_arguments(&folder.join("config.yml"), port))
             .current_dir(&folder)
             .stdin(Stdio::null())
             .stdout(log)
@@ -122,17 +156,14 @@ impl Target {
             .spawn()
             .map_err(|error| self.error(format!("starting {}: {error}", program.display())))?;
 
-        let mut server = RunningServer {
-            url: format!("ws://{HOST}:{port}/deepstream"),
-            process: Some(ServerProcess { child, folder }),
-        };
-        if let Err(reason) = server.wait_ready(port).await {
-            let log = server.log_tail();
-            server.stop().await;
+        let url = format!("ws://{HOST}:{port}/deepstream");
+        let mut process = ServerProcess { child, folder };
+        if let Err(reason) = process.wait_ready(port, &url).await {
+            let log = process.log_tail();
+            process.stop(&url).await;
             return Err(self.error(format!("{reason}\nserver log:\n{log}")));
         }
-        tracing::debug!(target = self.label(), url = %server.url, "server ready");
-        Ok(server)
+        Ok((url, process))
     }
 
     fn error(&self, reason: String) -> ConformanceError {
@@ -143,12 +174,14 @@ impl Target {
     }
 }
 
-/// A server started for one scenario, or a URL target.
+/// A server started for one scenario (one process per node of a cluster),
+/// or a URL target.
 #[derive(Debug)]
 pub struct RunningServer {
-    /// WebSocket URL that drivers connect to.
-    pub url: String,
-    process: Option<ServerProcess>,
+    /// The WebSocket URL of each node, which drivers connect to.
+    pub urls: Vec<String>,
+    /// The process of each node, `None` once stopped; empty for a URL target.
+    processes: Vec<Option<ServerProcess>>,
 }
 
 #[derive(Debug)]
@@ -158,17 +191,15 @@ struct ServerProcess {
     folder: PathBuf,
 }
 
-impl RunningServer {
-    async fn wait_ready(&mut self, port: u16) -> Result<(), String> {
+impl ServerProcess {
+    async fn wait_ready(&mut self, port: u16, url: &str) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         let mut last_problem = String::from("no answer yet");
         while tokio::time::Instant::now() < deadline {
-            if let Some(process) = &mut self.process
-                && let Ok(Some(status)) = process.child.try_wait()
-            {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("the server exited early ({status})"));
             }
-            match probe(port, &self.url).await {
+            match probe(port, url).await {
                 Ok(()) => return Ok(()),
                 Err(problem) => last_problem = problem,
             }
@@ -177,12 +208,8 @@ impl RunningServer {
         Err(format!("not ready after {READY_TIMEOUT:?}: {last_problem}"))
     }
 
-    /// Returns the end of the server's log, for failure messages.
-    pub fn log_tail(&self) -> String {
-        let Some(process) = &self.process else {
-            return String::new();
-        };
-        let log = std::fs::read_to_string(process.folder.join("server.log")).unwrap_or_default();
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.folder.join("server.log")).unwrap_or_default();
         let start = log.len().saturating_sub(3000);
         let start = (start..log.len())
             .find(|index| log.is_char_boundary(*index))
@@ -191,42 +218,76 @@ impl RunningServer {
     }
 
     /// Stops the server with SIGTERM, then SIGKILL after a grace period, and
-    /// removes its folder. Does nothing for a URL target.
-    pub async fn stop(&mut self) {
-        let Some(mut process) = self.process.take() else {
-            return;
-        };
-        if let Some(pid) = process.child.id().and_then(|id| Pid::from_raw(id as i32)) {
+    /// removes its folder.
+    async fn stop(mut self, url: &str) {
+        if let Some(pid) = self.child.id().and_then(|id| Pid::from_raw(id as i32)) {
             // `timeout` passes SIGTERM on to the server it runs.
             if let Err(error) = rustix::process::kill_process(pid, Signal::TERM) {
                 tracing::warn!(%error, "sending SIGTERM to the server failed");
             }
         }
-        if tokio::time::timeout(STOP_TIMEOUT, process.child.wait())
+        if tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
             .await
             .is_err()
         {
-            tracing::warn!(url = %self.url, "server ignored SIGTERM; killing it");
-            let _ = process.child.kill().await;
+            tracing::warn!(%url, "server ignored SIGTERM; killing it");
+            let _ = self.child.kill().await;
         }
-        if let Err(error) = std::fs::remove_dir_all(&process.folder) {
-            tracing::warn!(%error, folder = %process.folder.display(), "removing the server folder failed");
+        if let Err(error) = std::fs::remove_dir_all(&self.folder) {
+            tracing::warn!(%error, folder = %self.folder.display(), "removing the server folder failed");
+        }
+    }
+}
+
+impl RunningServer {
+    /// Returns the end of each node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for (node, process) in self.processes.iter().enumerate() {
+            let Some(process) = process else {
+                continue;
+            };
+            if self.processes.len() > 1 {
+                text.push_str(&format!("[node {node}]\n"));
+            }
+            text.push_str(&process.log_tail());
+        }
+        text
+    }
+
+    /// Stops one node. Returns an error when there is no such node or it is
+    /// already stopped.
+    pub async fn stop_node(&mut self, node: usize) -> Result<(), String> {
+        let process = self
+            .processes
+            .get_mut(node)
+            .and_then(Option::take)
+            .ok_or_else(|| format!("node {node} is not running"))?;
+        process.stop(&self.urls[node]).await;
+        Ok(())
+    }
+
+    /// Stops every node that still runs. Does nothing for a URL target.
+    pub async fn stop(&mut self) {
+        for (node, process) in self.processes.iter_mut().enumerate() {
+            if let Some(process) = process.take() {
+                process.stop(&self.urls[node]).await;
+            }
         }
     }
 }
 
 impl Drop for RunningServer {
-    /// Stops a server that [`RunningServer::stop`] did not stop, as when the
-    /// runner is interrupted: SIGTERM reaches the server through `timeout`,
-    /// and the folder is removed without waiting for the exit.
+    /// Stops the nodes that [`RunningServer::stop`] did not stop, as when the
+    /// runner is interrupted: SIGTERM reaches each server through `timeout`,
+    /// and the folders are removed without waiting for the exit.
     fn drop(&mut self) {
-        let Some(process) = self.process.take() else {
-            return;
-        };
-        if let Some(pid) = process.child.id().and_then(|id| Pid::from_raw(id as i32)) {
-            let _ = rustix::process::kill_process(pid, Signal::TERM);
+        for process in self.processes.iter_mut().filter_map(Option::take) {
+            if let Some(pid) = process.child.id().and_then(|id| Pid::from_raw(id as i32)) {
+                let _ = rustix::process::kill_process(pid, Signal::TERM);
+            }
+            let _ = std::fs::remove_dir_all(&process.folder);
         }
-        let _ = std::fs::remove_dir_all(&process.folder);
     }
 }
 
@@ -291,13 +352,24 @@ fn write_config(folder: &Path, port: u16, setup: ServerSetup<'_>) -> std::io::Re
             schema = crate::postgres::SCHEMA,
         ),
     };
+    // The nodes of a Node.js cluster talk through Redis
+    // (@deepstream/clusternode-redis) and share a Redis cache
+    // (@deepstream/cache-redis), because each node's own cache would keep
+    // stale copies of records written on other nodes.
+    let cluster = match setup.redis_port {
+        None => String::new(),
+        Some(redis_port) => format!(
+            "clusterNode:\n  name: redis\n  options:\n    host: \"{HOST}\"\n    port: {redis_port}\n\
+             cache:\n  name: redis\n  options:\n    host: \"{HOST}\"\n    port: {redis_port}\n"
+        ),
+    };
     let config = format!(
         "serverName: conformance-{port}\n\
          showLogo: false\n\
          logLevel: WARN\n\
          httpServer:\n  type: default\n  options:\n    host: \"{HOST}\"\n    port: {port}\n    healthCheckPath: \"/health-check\"\n\
          connectionEndpoints:\n  - type: ws-binary\n    options:\n      urlPath: \"/deepstream\"\n\
-         {auth}{permission}{storage}"
+         {auth}{permission}{storage}{cluster}"
     );
     std::fs::write(folder.join("config.yml"), config)
 }
