@@ -10,6 +10,7 @@
 pub mod driver;
 pub mod error;
 pub mod postgres;
+pub mod process;
 pub mod redis;
 pub mod report;
 pub mod run;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::error::ConformanceError;
+use crate::process::wait_ready;
 
 /// The database superuser that `initdb` creates; the servers log in as it.
 pub const SUPERUSER: &str = "postgres";
@@ -143,37 +144,11 @@ impl Postgres {
     }
 
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        let mut last_problem = String::from("no answer yet");
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("postgres exited early ({status})"));
-            }
-            match self.connect().await {
-                Ok(_) => return Ok(()),
-                Err(problem) => last_problem = problem,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!(
-            "postgres not ready after {READY_TIMEOUT:?}: {last_problem}"
-        ))
-    }
-
-    async fn connect(&self) -> Result<tokio_postgres::Client, String> {
-        let config = format!(
-            "host={HOST} port={} user={SUPERUSER} dbname={DATABASE} connect_timeout=5",
-            self.port
-        );
-        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
-            .await
-            .map_err(|error| format!("connecting to postgres: {error}"))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "postgres connection ended");
-            }
-        });
-        Ok(client)
+        let port = self.port;
+        wait_ready(&mut self.child, "postgres", READY_TIMEOUT, || async move {
+            connect(port).await.map(drop)
+        })
+        .await
     }
 
     /// Writes a record straight into the table the server reads, creating
@@ -185,7 +160,7 @@ impl Postgres {
         version: i32,
         data: &Value,
     ) -> Result<(), String> {
-        let client = self.connect().await?;
+        let client = connect(self.port).await?;
         let text = data.to_string();
         let failed = |error: tokio_postgres::Error| format!("writing {name} to postgres: {error}");
         match layout {
@@ -308,6 +283,21 @@ impl Drop for Postgres {
             .status();
         let _ = std::fs::remove_dir_all(&self.folder);
     }
+}
+
+/// Opens a connection to the server on `port` as the superuser.
+async fn connect(port: u16) -> Result<tokio_postgres::Client, String> {
+    let config =
+        format!("host={HOST} port={port} user={SUPERUSER} dbname={DATABASE} connect_timeout=5");
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .map_err(|error| format!("connecting to postgres: {error}"))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "postgres connection ended");
+        }
+    });
+    Ok(client)
 }
 
 /// Checks that `initdb` and `postgres` are installed.

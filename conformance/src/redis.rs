@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::error::ConformanceError;
+use crate::process::wait_ready;
 
 const HOST: &str = "127.0.0.1";
 const LIFETIME: Duration = Duration::from_secs(300);
@@ -60,23 +61,9 @@ impl Redis {
     }
 
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        let mut last_problem = String::from("no answer yet");
-        while tokio::time::Instant::now() < deadline {
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(format!("redis-server exited early ({status})"));
-            }
-            match ping(self.port).await {
-                Ok(()) => return Ok(()),
-                Err(problem) => last_problem = problem,
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!(
-            "redis-server not ready after {READY_TIMEOUT:?}: {last_problem}"
-        ))
+        let port = self.port;
+        let child = self.child.as_mut().ok_or("redis-server is stopped")?;
+        wait_ready(child, "redis-server", READY_TIMEOUT, || ping(port)).await
     }
 
     /// Stops the server with SIGTERM, which `timeout` passes on, and kills it

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::error::ConformanceError;
+use crate::process::wait_ready;
 
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// Upper bound on one server's life, well above the few seconds a scenario takes.
@@ -193,19 +194,10 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn wait_ready(&mut self, port: u16, url: &str) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        let mut last_problem = String::from("no answer yet");
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the server exited early ({status})"));
-            }
-            match probe(port, url).await {
-                Ok(()) => return Ok(()),
-                Err(problem) => last_problem = problem,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!("not ready after {READY_TIMEOUT:?}: {last_problem}"))
+        wait_ready(&mut self.child, "the server", READY_TIMEOUT, || {
+            probe(port, url)
+        })
+        .await
     }
 
     fn log_tail(&self) -> String {
