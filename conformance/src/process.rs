@@ -10,10 +10,10 @@ use tokio::process::Child;
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs `probe` until it succeeds, and fails when `child` exits first or
-/// `timeout` passes. The error names `what` and the last probe's problem.
+/// `timeout` passes. The error names the process `name` and the last probe's problem.
 pub async fn wait_ready<F, Fut>(
     child: &mut Child,
-    what: &str,
+    name: &str,
     timeout: Duration,
     mut probe: F,
 ) -> Result<(), String>
@@ -25,7 +25,7 @@ where
     let mut last_problem = String::from("no answer yet");
     while tokio::time::Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited early ({status})"));
+            return Err(format!("{name} exited early ({status})"));
         }
         match probe().await {
             Ok(()) => return Ok(()),
@@ -34,6 +34,6 @@ where
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
     Err(format!(
-        "{what} not ready after {timeout:?}: {last_problem}"
+        "{name} not ready after {timeout:?}: {last_problem}"
     ))
 }
