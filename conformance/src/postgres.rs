@@ -66,6 +66,9 @@ impl Postgres {
         ));
         let data = folder.join("data");
         std::fs::create_dir_all(&folder).map_err(|source| io_error("creating", &folder, source))?;
+        // Removes the folder if start-up fails or is cancelled before the
+        // `Postgres` value, whose drop removes it from then on, exists.
+        let mut cleanup = FolderCleanup(Some(folder.clone()));
         let run_as = running_as_root().then_some(SUPERUSER);
         if let Some(user) = run_as {
             run(Command::new("chown")
@@ -118,6 +121,7 @@ impl Postgres {
                 source,
             })?;
 
+        cleanup.0 = None;
         let mut postgres = Postgres {
             child,
             port,
@@ -354,10 +358,23 @@ fn as_user(user: Option<&str>, program: &Path) -> Command {
     }
 }
 
+/// Removes a folder on drop unless it holds `None`.
+struct FolderCleanup(Option<PathBuf>);
+
+impl Drop for FolderCleanup {
+    fn drop(&mut self) {
+        if let Some(folder) = &self.0 {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
+}
+
+/// Runs `command` to completion, killing it if the caller is cancelled.
 async fn run(command: &mut Command) -> Result<(), ConformanceError> {
     let description = format!("{:?}", command.as_std());
     let output = command
         .stdin(Stdio::null())
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|source| ConformanceError::Io {

@@ -158,7 +158,11 @@ impl Target {
             .map_err(|error| self.error(format!("starting {}: {error}", program.display())))?;
 
         let url = format!("ws://{HOST}:{port}/deepstream");
-        let mut process = ServerProcess { child, folder };
+        let mut process = ServerProcess {
+            child,
+            folder,
+            stopped: false,
+        };
         if let Err(reason) = process.wait_ready(port, &url).await {
             let log = process.log_tail();
             process.stop(&url).await;
@@ -190,6 +194,8 @@ struct ServerProcess {
     /// The `timeout` process, which forwards SIGTERM to the server.
     child: Child,
     folder: PathBuf,
+    /// Set once [`ServerProcess::stop`] finished, so that drop does nothing.
+    stopped: bool,
 }
 
 impl ServerProcess {
@@ -228,6 +234,23 @@ impl ServerProcess {
         if let Err(error) = std::fs::remove_dir_all(&self.folder) {
             tracing::warn!(%error, folder = %self.folder.display(), "removing the server folder failed");
         }
+        self.stopped = true;
+    }
+}
+
+impl Drop for ServerProcess {
+    /// Stops a server that [`ServerProcess::stop`] did not stop, as when the
+    /// runner is interrupted while the server starts or runs: SIGTERM reaches
+    /// the server through `timeout`, and the folder is removed without
+    /// waiting for the exit.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        if let Some(pid) = self.child.id().and_then(|id| Pid::from_raw(id as i32)) {
+            let _ = rustix::process::kill_process(pid, Signal::TERM);
+        }
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 
@@ -265,20 +288,6 @@ impl RunningServer {
             if let Some(process) = process.take() {
                 process.stop(&self.urls[node]).await;
             }
-        }
-    }
-}
-
-impl Drop for RunningServer {
-    /// Stops the nodes that [`RunningServer::stop`] did not stop, as when the
-    /// runner is interrupted: SIGTERM reaches each server through `timeout`,
-    /// and the folders are removed without waiting for the exit.
-    fn drop(&mut self) {
-        for process in self.processes.iter_mut().filter_map(Option::take) {
-            if let Some(pid) = process.child.id().and_then(|id| Pid::from_raw(id as i32)) {
-                let _ = rustix::process::kill_process(pid, Signal::TERM);
-            }
-            let _ = std::fs::remove_dir_all(&process.folder);
         }
     }
 }

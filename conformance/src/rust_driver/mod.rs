@@ -145,7 +145,7 @@ impl Connection {
             .map_err(|error| Failure::new("CONNECT_FAILED", error.to_string()))?;
         let mut tasks = JoinSet::new();
         tasks.spawn(forward_errors(client.errors(), observations.clone()));
-        tasks.spawn(report_too_many_attempts(
+        tasks.spawn(report_connection_errors(
             client.state_changes(),
             observations.clone(),
         ));
@@ -263,20 +263,29 @@ async fn forward_errors(mut errors: broadcast::Receiver<SessionError>, observati
     }
 }
 
-/// Writes the `error` observation for the server closing the connection
-/// after too many failed logins. The client ends the last login with a
-/// rejection and reports the close only as a state change.
-async fn report_too_many_attempts(
+/// Writes `error` observations for connection changes that the client
+/// reports only as state changes: the connection lost (the client then
+/// reconnects), and the close after too many failed logins, whose last
+/// login ended with a rejection.
+async fn report_connection_errors(
     mut states: watch::Receiver<ConnectionState>,
     observations: Observations,
 ) {
-    if states
-        .wait_for(|state| *state == ConnectionState::TooManyAuthAttempts)
-        .await
-        .is_ok()
-    {
-        observations.send(json!({"kind": "error", "topic": "AUTH",
-                                 "code": "TOO_MANY_AUTH_ATTEMPTS", "name": null}));
+    let mut previous = *states.borrow_and_update();
+    while states.changed().await.is_ok() {
+        let state = *states.borrow_and_update();
+        let (topic, code) = match state {
+            ConnectionState::Reconnecting if previous != ConnectionState::Reconnecting => {
+                ("CONNECTION", "CONNECTION_ERROR")
+            }
+            ConnectionState::TooManyAuthAttempts => ("AUTH", "TOO_MANY_AUTH_ATTEMPTS"),
+            _ => {
+                previous = state;
+                continue;
+            }
+        };
+        previous = state;
+        observations.send(json!({"kind": "error", "topic": topic, "code": code, "name": null}));
     }
 }
 
