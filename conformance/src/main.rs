@@ -28,10 +28,16 @@ struct Arguments {
     /// Scenarios that need their own server config are skipped there.
     #[arg(long)]
     url: Option<String>,
-    /// Comma-separated client columns: `rust`, `js`, or a mix such as
-    /// `rust+js`, whose scenario clients take the listed drivers in turn.
+    /// Comma-separated client columns: `rust`, `js`, a name given with
+    /// --driver, or a mix such as `rust+js`, whose scenario clients take the
+    /// listed drivers in turn.
     #[arg(long, value_delimiter = ',', default_value = "rust,js,rust+js,js+rust")]
     client: Vec<String>,
+    /// Adds a driver for another client as NAME=COMMAND, such as
+    /// `kotlin=java -jar driver.jar`; the command is split at spaces and must
+    /// speak the driver protocol of conformance/README.md. Repeatable.
+    #[arg(long = "driver", value_name = "NAME=COMMAND")]
+    extra_drivers: Vec<String>,
     /// Runs only the scenarios whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -114,19 +120,25 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
         .unwrap_or(Path::new("."))
         .to_owned();
     let targets = targets(&arguments, &workspace)?;
-    let drivers = drivers(&arguments.client, &workspace)?;
+    let drivers = drivers(&arguments.client, &arguments.extra_drivers, &workspace)?;
     let folder = arguments
         .scenarios
         .clone()
         .unwrap_or_else(|| workspace.join("conformance/scenarios"));
-    let scenarios = load_scenarios(&folder, arguments.filter.as_deref())?;
-    let expected = expected_failures(&arguments, &workspace)?;
+    let (all_names, scenarios) = load_scenarios(&folder, arguments.filter.as_deref())?;
+    let expected = expected_failures(&arguments, &workspace, &all_names)?;
     check_installed(&targets, &scenarios, &workspace)?;
+    check_url_targets(&targets).await?;
     let report_path = arguments
         .report
         .clone()
         .unwrap_or_else(|| workspace.join("target/conformance-report.md"));
 
+    let name_width = scenarios
+        .iter()
+        .map(|scenario| scenario.name.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut cells = Vec::new();
     let mut columns = Vec::new();
     for target in &targets {
@@ -140,7 +152,7 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
                     client: driver.label.clone(),
                     outcome,
                 };
-                print_cell(&cell, report::verdict(&cell, &expected));
+                print_cell(&cell, report::verdict(&cell, &expected), name_width);
                 cells.push(cell);
             }
         }
@@ -172,7 +184,7 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
             .count()
     };
     let failures = count(Verdict::Fail);
-    println!(
+    print_line(format_args!(
         "{} cells: {} passed, {failures} failed, {} expected failures, {} unexpected passes, \
          {} skipped; report in {}",
         cells.len(),
@@ -181,16 +193,22 @@ async fn run(arguments: Arguments) -> Result<bool, ConformanceError> {
         count(Verdict::UnexpectedPass),
         count(Verdict::Skip),
         report_path.display()
-    );
+    ));
     Ok(failures == 0)
 }
 
 /// Loads the scenario files of `folder` whose name contains `filter`, and
 /// fails when none is left, so that a typo cannot turn a run green.
-fn load_scenarios(folder: &Path, filter: Option<&str>) -> Result<Vec<Scenario>, ConformanceError> {
+/// Returns the names of all scenarios of the folder and the selected ones.
+fn load_scenarios(
+    folder: &Path,
+    filter: Option<&str>,
+) -> Result<(Vec<String>, Vec<Scenario>), ConformanceError> {
+    let mut names = Vec::new();
     let mut scenarios = Vec::new();
     for path in scenario_files(folder)? {
         let scenario = Scenario::load(&path)?;
+        names.push(scenario.name.clone());
         if filter.is_none_or(|filter| scenario.name.contains(filter)) {
             scenarios.push(scenario);
         }
@@ -205,14 +223,16 @@ fn load_scenarios(folder: &Path, filter: Option<&str>) -> Result<Vec<Scenario>, 
         };
         return Err(ConformanceError::Usage(reason));
     }
-    Ok(scenarios)
+    Ok((names, scenarios))
 }
 
-/// Reads the expected failures. The default file may be missing, but one
-/// given with --expected-failures must exist.
+/// Reads the expected failures and checks that each names a scenario of the
+/// folder, so that a stale or misspelt entry is found. The default file may
+/// be missing, but one given with --expected-failures must exist.
 fn expected_failures(
     arguments: &Arguments,
     workspace: &Path,
+    scenario_names: &[String],
 ) -> Result<Vec<report::ExpectedFailure>, ConformanceError> {
     let path = match &arguments.expected_failures {
         Some(path) if !path.is_file() => {
@@ -224,7 +244,33 @@ fn expected_failures(
         Some(path) => path.clone(),
         None => workspace.join("conformance/expected-failures.yml"),
     };
-    report::load_expected_failures(&path)
+    let entries = report::load_expected_failures(&path)?;
+    if let Some(entry) = entries
+        .iter()
+        .find(|entry| !scenario_names.contains(&entry.scenario))
+    {
+        return Err(ConformanceError::InvalidExpectations {
+            path,
+            reason: format!("the entry for {} names no scenario file", entry.scenario),
+        });
+    }
+    Ok(entries)
+}
+
+/// Checks that a server listens at each URL target, so that a wrong --url
+/// stops the run instead of failing every cell.
+async fn check_url_targets(targets: &[Target]) -> Result<(), ConformanceError> {
+    for target in targets {
+        if let Target::Url(url) = target
+            && let Err(error) = tokio_tungstenite::connect_async(url.as_str()).await
+        {
+            return Err(ConformanceError::Server {
+                target: "url".to_owned(),
+                reason: format!("no WebSocket server answers at {url}: {error}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks before the first cell that the servers and PostgreSQL the run
@@ -241,8 +287,15 @@ fn check_installed(
     let starts_servers = targets
         .iter()
         .any(|target| !matches!(target, Target::Url(_)));
-    if starts_servers && scenarios.iter().any(|scenario| scenario.storage.is_some()) {
+    let uses_postgres = scenarios.iter().any(|scenario| scenario.storage.is_some());
+    if starts_servers && uses_postgres {
         deepstream_conformance::postgres::check_installed()?;
+    }
+    let runs_node = targets
+        .iter()
+        .any(|target| matches!(target, Target::Node { .. }));
+    if runs_node && uses_postgres {
+        require_node_package(workspace, "storage-postgres")?;
     }
     // Only the Node.js target runs clusters, through Redis.
     let runs_clusters = targets
@@ -251,30 +304,48 @@ fn check_installed(
         && scenarios.iter().any(|scenario| scenario.cluster.is_some());
     if runs_clusters {
         deepstream_conformance::redis::check_installed()?;
-        let plugin =
-            workspace.join("interop/node_modules/@deepstream/clusternode-redis/package.json");
-        if !plugin.is_file() {
-            return Err(ConformanceError::Server {
-                target: "node".to_owned(),
-                reason: format!("{} is missing: run `npm ci` in interop/", plugin.display()),
-            });
-        }
+        require_node_package(workspace, "clusternode-redis")?;
+        require_node_package(workspace, "cache-redis")?;
     }
     Ok(())
 }
 
-fn print_cell(cell: &Cell, verdict: Verdict) {
+/// Checks that the Node.js server's plugin `@deepstream/NAME` is installed.
+fn require_node_package(workspace: &Path, name: &str) -> Result<(), ConformanceError> {
+    let manifest = workspace.join(format!(
+        "interop/node_modules/@deepstream/{name}/package.json"
+    ));
+    if manifest.is_file() {
+        return Ok(());
+    }
+    Err(ConformanceError::Server {
+        target: "node".to_owned(),
+        reason: format!(
+            "{} is missing: run `npm ci` in interop/",
+            manifest.display()
+        ),
+    })
+}
+
+fn print_cell(cell: &Cell, verdict: Verdict, name_width: usize) {
     let detail = match &cell.outcome {
         Outcome::Pass => String::new(),
         Outcome::Fail(reason) | Outcome::Skip(reason) => format!("  {reason}"),
     };
-    println!(
-        "{:<28} {:>7} → {:<5} {}{detail}",
+    print_line(format_args!(
+        "{:<name_width$} {:>7} → {:<5} {}{detail}",
         cell.scenario,
         cell.client,
         cell.target,
         verdict.label()
-    );
+    ));
+}
+
+/// Prints a line on stdout, ignoring a closed pipe (as with `| head`) so
+/// that the run goes on and still writes its report.
+fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, ConformanceError> {
@@ -293,10 +364,9 @@ fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, Confo
             },
             "" => continue,
             other => {
-                return Err(ConformanceError::Server {
-                    target: other.to_owned(),
-                    reason: "unknown target: use `ours`, `node` or --url".to_owned(),
-                });
+                return Err(ConformanceError::Usage(format!(
+                    "unknown target {other:?}: use `ours`, `node` or --url"
+                )));
             }
         };
         targets.push(target);
@@ -329,8 +399,32 @@ fn targets(arguments: &Arguments, workspace: &Path) -> Result<Vec<Target>, Confo
     Ok(targets)
 }
 
-/// Builds the client columns: `rust`, `js`, and mixes of them joined by `+`.
-fn drivers(names: &[String], workspace: &Path) -> Result<Vec<DriverKind>, ConformanceError> {
+/// Builds the client columns: `rust`, `js`, drivers added with --driver, and
+/// mixes of them joined by `+`.
+fn drivers(
+    names: &[String],
+    extra_drivers: &[String],
+    workspace: &Path,
+) -> Result<Vec<DriverKind>, ConformanceError> {
+    let mut extra = Vec::new();
+    for definition in extra_drivers {
+        let (name, command) = definition
+            .split_once('=')
+            .filter(|(name, command)| !name.is_empty() && !command.trim().is_empty())
+            .ok_or_else(|| {
+                ConformanceError::Usage(format!(
+                    "invalid --driver {definition:?}: expected NAME=COMMAND"
+                ))
+            })?;
+        if name.contains(['+', ',']) || ["rust", "js"].contains(&name) {
+            return Err(ConformanceError::Usage(format!(
+                "invalid --driver name {name:?}: it must not contain `+` or `,` or be rust or js"
+            )));
+        }
+        let command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+        extra.push((name.to_owned(), command));
+    }
+
     let mut drivers = Vec::new();
     for name in names {
         if name.is_empty() {
@@ -338,7 +432,10 @@ fn drivers(names: &[String], workspace: &Path) -> Result<Vec<DriverKind>, Confor
         }
         let mut commands = Vec::new();
         for part in name.split('+') {
-            commands.push(driver_command(part, workspace)?);
+            match extra.iter().find(|(extra_name, _)| extra_name == part) {
+                Some((_, command)) => commands.push(command.clone()),
+                None => commands.push(driver_command(part, workspace)?),
+            }
         }
         if drivers
             .iter()
@@ -372,7 +469,8 @@ fn driver_command(name: &str, workspace: &Path) -> Result<Vec<String>, Conforman
         }
         "js" => js_driver(workspace),
         other => Err(ConformanceError::Usage(format!(
-            "unknown client {other:?}: use `rust`, `js`, or a mix such as `rust+js`"
+            "unknown client {other:?}: use `rust`, `js`, a name given with --driver, \
+             or a mix such as `rust+js`"
         ))),
     }
 }

@@ -139,6 +139,7 @@ struct RawStep {
     client: Option<String>,
     #[serde(rename = "do")]
     operation: String,
+    #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
     error: Option<String>,
     save: Option<String>,
@@ -167,6 +168,15 @@ struct RawScenario {
     #[serde(default)]
     cluster: Option<RawCluster>,
     steps: Vec<RawStep>,
+}
+
+/// Deserializes a value that may be `null`, so that `result: null` checks
+/// for a null result instead of reading as a missing key.
+fn present<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The scenario-wide facts that step checking needs.
@@ -334,6 +344,11 @@ fn check_step(raw: RawStep, context: &mut Context<'_>) -> Result<Step, String> {
             let within = within(&raw)?;
             let client = checked_client(raw.client, context)?;
             let pattern = raw.pattern.ok_or("`observe` needs `match`")?;
+            if !pattern.is_object() {
+                return Err(format!(
+                    "`match` must be an object of observation fields, not {pattern}"
+                ));
+            }
             Ok(Step::Observe {
                 client,
                 pattern,
@@ -632,6 +647,16 @@ steps:
     }
 
     #[test]
+    fn parse_null_result() {
+        let text = "description: n\nclients: [a]\nsteps: [{client: a, do: login, result: null}]";
+        let scenario = Scenario::parse("n", text).expect("valid scenario");
+        let Step::Command(step) = &scenario.steps[0] else {
+            panic!("step 1 is not a command: {:?}", scenario.steps[0]);
+        };
+        assert_eq!(step.reply, ExpectedReply::Result(Value::Null));
+    }
+
+    #[test]
     fn parse_cluster() {
         let text = "description: c\nclients: [a, b]\ncluster: {nodes: 3, clients: {b: 2}}\n\
                     steps: [{do: stop-node, node: 2}]";
@@ -678,6 +703,10 @@ steps:
                 "`client` does not apply to `wait`",
             ),
             ("steps: [{do: sleep, ms: 1}]", "unknown command `sleep`"),
+            (
+                "steps: [{client: a, do: observe, match: evnt, absent: true}]",
+                "must be an object",
+            ),
             (
                 "steps: [{client: a, do: record-sett, name: r}]",
                 "unknown command `record-sett`",
