@@ -147,9 +147,14 @@ pub fn markdown(
         text.push('\n');
     }
 
-    let details: Vec<&Cell> = cells
+    // Grouped by scenario, in the matrix's row order.
+    let details: Vec<&Cell> = scenarios
         .iter()
-        .filter(|cell| cell.outcome != Outcome::Pass)
+        .flat_map(|scenario| {
+            cells
+                .iter()
+                .filter(move |cell| &cell.scenario == scenario && cell.outcome != Outcome::Pass)
+        })
         .collect();
     if !details.is_empty() {
         text.push_str("\n## Details\n\n");
