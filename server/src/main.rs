@@ -99,7 +99,9 @@ fn start(args: StartArgs) -> ExitCode {
         None => tracing::info!("no configuration file found, using the embedded defaults"),
     }
     for notice in &notices {
-        tracing::warn!(key = %notice.key, "{}", notice.message);
+        // The key leads the message, because most notices read as a sentence
+        // about it ("httpServer.options.host: not set, so ...").
+        tracing::warn!("{}: {}", notice.key, notice.message);
     }
 
     let runtime = match tokio::runtime::Runtime::new() {
