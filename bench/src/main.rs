@@ -197,6 +197,18 @@ async fn target(args: TargetArgs) -> Result<(), BenchError> {
         params.memory_steps = steps;
     }
     check_params(&params, open_files)?;
+    if args.only == Some(Workload::Memory) && args.pid.is_none() {
+        return Err(BenchError::Server(
+            "--only memory needs --pid: the memory workload reads the server's VmRSS".to_owned(),
+        ));
+    }
+    // One refused connection would otherwise fail every workload in turn.
+    if let Err(error) = tokio_tungstenite::connect_async(args.url.as_str()).await {
+        return Err(BenchError::Server(format!(
+            "no WebSocket server answers at {}: {error}",
+            args.url
+        )));
+    }
     let result = suite::run(&args.url, args.pid, &params, args.only).await;
     let json = serde_json::to_string_pretty(&result).unwrap_or_default();
     println!("{json}");
