@@ -205,7 +205,7 @@ async fn target(args: TargetArgs) -> Result<(), BenchError> {
     // One refused connection would otherwise fail every workload in turn.
     if let Err(error) = tokio_tungstenite::connect_async(args.url.as_str()).await {
         return Err(BenchError::Server(format!(
-            "no WebSocket server answers at {}: {error}",
+            "connecting to {} failed: {error}; start the server or check --url",
             args.url
         )));
     }

@@ -266,7 +266,9 @@ async fn check_url_targets(targets: &[Target]) -> Result<(), ConformanceError> {
         {
             return Err(ConformanceError::Server {
                 target: "url".to_owned(),
-                reason: format!("no WebSocket server answers at {url}: {error}"),
+                reason: format!(
+                    "connecting to {url} failed: {error}; start the server or check --url"
+                ),
             });
         }
     }

@@ -358,7 +358,7 @@ fn as_user(user: Option<&str>, program: &Path) -> Command {
     }
 }
 
-/// Removes a folder on drop unless it holds `None`.
+/// A folder that is removed on drop, unless the field is `None`.
 struct FolderCleanup(Option<PathBuf>);
 
 impl Drop for FolderCleanup {

@@ -262,7 +262,7 @@ fn check_reply(
     if matches {
         return Ok(());
     }
-    let wanted = match &step.reply {
+    let expected_text = match &step.reply {
         ExpectedReply::Success => "success".to_owned(),
         ExpectedReply::Result(value) => format!("result {value}"),
         ExpectedReply::Equals(name) => format!(
@@ -272,7 +272,7 @@ fn check_reply(
         ExpectedReply::Error(code) => format!("error {code}"),
     };
     Err(format!(
-        "{} {operation}: expected {wanted}, got {actual}",
+        "{} {operation}: expected {expected_text}, got {actual}",
         step.client
     ))
 }

@@ -444,23 +444,11 @@ const handlers = {
   },
 
   listen (command) {
-    const pattern = text(command, 'pattern')
-    session.client.event.listen(pattern, (name, response) => {
-      session.listens.set(name, response)
-      response.onStop(() => write({ kind: 'listen', pattern, name, state: 'stop' }))
-      write({ kind: 'listen', pattern, name, state: 'start' })
-    })
-    return null
+    return listenTo(session.client.event, text(command, 'pattern'))
   },
 
   'record-listen' (command) {
-    const pattern = text(command, 'pattern')
-    session.client.record.listen(pattern, (name, response) => {
-      session.listens.set(name, response)
-      response.onStop(() => write({ kind: 'listen', pattern, name, state: 'stop' }))
-      write({ kind: 'listen', pattern, name, state: 'start' })
-    })
-    return null
+    return listenTo(session.client.record, text(command, 'pattern'))
   },
 
   accept (command) {
@@ -684,6 +672,16 @@ function requiredString (command, field) {
 
 function subscribeEvent (name) {
   session.client.event.subscribe(name, (data) => write({ kind: 'event', name, data: data ?? null }))
+}
+
+/** Listens to `pattern` on the event or record handler and writes listen observations. */
+function listenTo (handler, pattern) {
+  handler.listen(pattern, (name, response) => {
+    session.listens.set(name, response)
+    response.onStop(() => write({ kind: 'listen', pattern, name, state: 'stop' }))
+    write({ kind: 'listen', pattern, name, state: 'start' })
+  })
+  return null
 }
 
 function takeListen (name) {

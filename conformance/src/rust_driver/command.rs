@@ -120,7 +120,7 @@ pub(super) struct RecordWrite {
     pub(super) ack: bool,
 }
 
-/// How a `provide` command responds to every request.
+/// The response that a `provide` command gives to every request.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum ProviderResponse {
     /// Responds with this JSON text.
